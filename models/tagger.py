@@ -1,0 +1,182 @@
+"""Bi-LSTM sequence tagger (many-to-many) with a softmax or CRF output."""
+
+import keras
+from keras import layers, ops
+
+from models.char_encoder import CharEncoder
+from models.crf import CRF
+from models.word_dropout import WordDropout
+
+RNN_TYPES = ("lstm", "gru")
+CHAR_ENCODERS = ("cnn", "lstm", "none")
+
+
+def _rnn_layer(rnn_type, units, name):
+    cell = layers.LSTM if rnn_type == "lstm" else layers.GRU
+    # Defaults (tanh/sigmoid, no recurrent dropout, not unrolled) keep the
+    # layer eligible for cuDNN.
+    return layers.Bidirectional(cell(units, return_sequences=True), name=name)
+
+
+@keras.saving.register_keras_serializable(package="bilstm")
+class SequenceTagger(keras.Model):
+    """Word + character Bi-LSTM tagger; one tag per token.
+
+    Inputs are a dict of right-padded id arrays: `words` (batch, time) with 0
+    for padding and `oov_id` for unknown words, and `chars` (batch, time,
+    chars) with 0 for padding. The model outputs per-token tag scores
+    (logits); `decode` turns them into tag ids (Viterbi with a CRF, argmax
+    otherwise) and `predict` returns decoded tag ids.
+
+    Args:
+        word_vocab_size: int, number of word ids (padding and OOV included).
+        char_vocab_size: int, number of character ids; ignored when
+            `char_encoder="none"`.
+        num_tags: int, number of tags.
+        word_dim: int, word embedding size.
+        char_encoder: "cnn", "lstm" or "none".
+        char_dim: int, character embedding size.
+        char_filters: int, CNN filters.
+        char_kernel_size: int, CNN window.
+        char_hidden_size: int, character LSTM units per direction.
+        rnn_type: "lstm" or "gru".
+        hidden_size: int, units per direction of each Bi-RNN layer.
+        num_layers: int, number of stacked Bi-RNN layers.
+        dropout: float, dropout on the embeddings and between layers.
+        word_dropout: float, probability of replacing a word by OOV in training.
+        use_crf: bool, linear-chain CRF output instead of a per-token softmax.
+        oov_id: int, id of the unknown word.
+
+    Example:
+    >>> tagger = SequenceTagger(word_vocab_size=100, char_vocab_size=40, num_tags=5)
+    >>> tag_ids = tagger.predict({"words": words, "chars": chars})
+    """
+
+    def __init__(
+        self,
+        word_vocab_size,
+        char_vocab_size,
+        num_tags,
+        word_dim=100,
+        char_encoder="cnn",
+        char_dim=30,
+        char_filters=50,
+        char_kernel_size=3,
+        char_hidden_size=25,
+        rnn_type="lstm",
+        hidden_size=200,
+        num_layers=1,
+        dropout=0.5,
+        word_dropout=0.05,
+        use_crf=True,
+        oov_id=1,
+        **kwargs,
+    ):
+        if rnn_type not in RNN_TYPES:
+            raise ValueError(f"rnn_type must be one of {RNN_TYPES}, got {rnn_type!r}")
+        if char_encoder not in CHAR_ENCODERS:
+            raise ValueError(
+                f"char_encoder must be one of {CHAR_ENCODERS}, got {char_encoder!r}"
+            )
+        if int(num_layers) < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        if int(num_tags) < 1:
+            raise ValueError(f"num_tags must be >= 1, got {num_tags}")
+
+        words = keras.Input(shape=(None,), dtype="int32", name="words")
+        chars = keras.Input(shape=(None, None), dtype="int32", name="chars")
+        mask = ops.not_equal(words, 0)
+        dropped = WordDropout(word_dropout, oov_id=oov_id, name="word_dropout")(words)
+        x = layers.Embedding(word_vocab_size, word_dim, name="word_embedding")(dropped)
+        if char_encoder != "none":
+            char_features = CharEncoder(
+                char_vocab_size,
+                embedding_dim=char_dim,
+                encoder=char_encoder,
+                filters=char_filters,
+                kernel_size=char_kernel_size,
+                hidden_size=char_hidden_size,
+                name="char_encoder",
+            )(chars)
+            x = layers.Concatenate(name="token_features")([x, char_features])
+        x = layers.Dropout(dropout, name="embedding_dropout")(x)
+        for i in range(int(num_layers)):
+            x = _rnn_layer(rnn_type, int(hidden_size), f"bi_{rnn_type}_{i}")(x, mask=mask)
+            x = layers.Dropout(dropout, name=f"rnn_dropout_{i}")(x)
+        logits = layers.Dense(num_tags, dtype="float32", name="tag_logits")(x)
+        if use_crf:
+            logits = CRF(num_tags, name="crf")(logits)
+        super().__init__(inputs={"words": words, "chars": chars}, outputs=logits, **kwargs)
+
+        self.word_vocab_size = int(word_vocab_size)
+        self.char_vocab_size = int(char_vocab_size)
+        self.num_tags = int(num_tags)
+        self.word_dim = int(word_dim)
+        self.char_encoder = char_encoder
+        self.char_dim = int(char_dim)
+        self.char_filters = int(char_filters)
+        self.char_kernel_size = int(char_kernel_size)
+        self.char_hidden_size = int(char_hidden_size)
+        self.rnn_type = rnn_type
+        self.hidden_size = int(hidden_size)
+        self.num_layers = int(num_layers)
+        self.dropout = float(dropout)
+        self.word_dropout = float(word_dropout)
+        self.use_crf = bool(use_crf)
+        self.oov_id = int(oov_id)
+
+    @staticmethod
+    def token_mask(inputs):
+        return ops.not_equal(inputs["words"], 0)
+
+    def decode(self, logits, mask):
+        """Tag ids (batch, time), 0 at padding: Viterbi with a CRF, else argmax."""
+        if self.use_crf:
+            return self.get_layer("crf").decode(logits, mask)
+        tags = ops.cast(ops.argmax(logits, axis=-1), "int32")
+        return ops.where(mask, tags, ops.zeros_like(tags))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        mask = self.token_mask(x)
+        if self.use_crf:
+            loss = self.get_layer("crf").loss(y_pred, y, mask)
+        else:
+            per_token = keras.losses.sparse_categorical_crossentropy(
+                y, y_pred, from_logits=True
+            )
+            weights = ops.cast(mask, per_token.dtype)
+            loss = ops.sum(per_token * weights) / ops.maximum(ops.sum(weights), 1.0)
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        return loss
+
+    def predict_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        logits = self(x, training=False)
+        return self.decode(logits, self.token_mask(x))
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "word_vocab_size": self.word_vocab_size,
+            "char_vocab_size": self.char_vocab_size,
+            "num_tags": self.num_tags,
+            "word_dim": self.word_dim,
+            "char_encoder": self.char_encoder,
+            "char_dim": self.char_dim,
+            "char_filters": self.char_filters,
+            "char_kernel_size": self.char_kernel_size,
+            "char_hidden_size": self.char_hidden_size,
+            "rnn_type": self.rnn_type,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "dropout": self.dropout,
+            "word_dropout": self.word_dropout,
+            "use_crf": self.use_crf,
+            "oov_id": self.oov_id,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,113 @@
+"""Length-bucketing batches of right-padded NumPy arrays, shared by both tasks."""
+
+import math
+
+import keras
+import numpy as np
+
+
+def pad_batch(arrays, dtype="int32"):
+    """Right-pads a list of 1-D (time,) or 2-D (time, chars) arrays with 0."""
+    first = arrays[0]
+    shape = (len(arrays),) + tuple(
+        max(a.shape[d] for a in arrays) for d in range(first.ndim)
+    )
+    out = np.zeros(shape, dtype=dtype)
+    for i, a in enumerate(arrays):
+        out[(i,) + tuple(slice(0, n) for n in a.shape)] = a
+    return out
+
+
+class BucketBatcher(keras.utils.PyDataset):
+    """Batches examples of similar length so little padding is computed.
+
+    Examples are sorted by length (with seeded jitter when shuffling, so
+    batches change between epochs) and cut into batches; the batch order is
+    shuffled. Without shuffling, batches follow length order and
+    `batch_indices[i]` tells which examples batch `i` holds.
+
+    Args:
+        features: dict name -> list of per-example arrays (1-D or 2-D).
+        labels: None, a list of per-example arrays (sequence labels) or a 1-D
+            array (one label per example).
+        batch_size: int, examples per batch.
+        shuffle: bool.
+        seed: int, seed of the shuffling.
+    """
+
+    def __init__(self, features, labels=None, batch_size=32, shuffle=False, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        names = list(features)
+        if not names:
+            raise ValueError("features is empty")
+        self.size = len(features[names[0]])
+        if self.size == 0:
+            raise ValueError("no examples to batch")
+        for name in names:
+            if len(features[name]) != self.size:
+                raise ValueError(f"feature {name!r} has {len(features[name])} examples, expected {self.size}")
+        if labels is not None and len(labels) != self.size:
+            raise ValueError(f"{len(labels)} labels for {self.size} examples")
+        if labels is not None and not isinstance(labels[0], np.ndarray):
+            labels = np.asarray(labels)  # one label per example
+        self.features = features
+        self.labels = labels
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.rng = np.random.default_rng(seed)
+        self.lengths = np.array([len(a) for a in features[names[0]]])
+        # Per-example shapes of every feature, to know each batch's padded shape.
+        self._shapes = np.concatenate(
+            [np.array([a.shape for a in features[name]]).reshape(self.size, -1) for name in names],
+            axis=1,
+        )
+        self.batch_indices = []
+        self._make_batches()
+
+    def _make_batches(self):
+        if self.shuffle:
+            # Jitter of under one length step keeps buckets tight but varied.
+            keys = self.lengths + self.rng.uniform(0, 1, self.size)
+        else:
+            keys = self.lengths
+        order = np.argsort(keys, kind="stable")
+        batches = [order[i : i + self.batch_size] for i in range(0, self.size, self.batch_size)]
+        if self.shuffle:
+            self.rng.shuffle(batches)
+        self.batch_indices = self._distinct_shapes_first(batches)
+
+    def _distinct_shapes_first(self, batches):
+        # Keras' TensorFlow adapter fixes every dimension that is equal in the
+        # first two batches; put two batches whose padded shapes differ in
+        # every dimension first so all variable dimensions stay None.
+        if len(batches) < 3:
+            return batches
+        shapes = np.stack([self._shapes[b].max(axis=0) for b in batches])
+        varying = np.any(shapes != shapes[0], axis=0)
+        for j in range(1, len(batches)):
+            if np.all((shapes[j] != shapes[0]) | ~varying):
+                batches[1], batches[j] = batches[j], batches[1]
+                return batches
+        for i in range(1, len(batches)):
+            for j in range(len(batches)):
+                if np.all((shapes[j] != shapes[i]) | ~varying):
+                    first = [batches[i], batches[j]]
+                    rest = [b for k, b in enumerate(batches) if k not in (i, j)]
+                    return first + rest
+        return batches
+
+    def __len__(self):
+        return math.ceil(self.size / self.batch_size)
+
+    def __getitem__(self, index):
+        idx = self.batch_indices[index]
+        x = {name: pad_batch([values[i] for i in idx]) for name, values in self.features.items()}
+        if self.labels is None:
+            return (x,)
+        if isinstance(self.labels, np.ndarray) and self.labels.ndim == 1:
+            return x, self.labels[idx]
+        return x, pad_batch([self.labels[i] for i in idx])
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._make_batches()

@@ -1,0 +1,70 @@
+"""Full-data benchmark: prepare, train, evaluate and export with the default params.
+
+Usage: python -m pipelines.benchmark ner [--repeats N]
+Prints test F1 (seqeval default/conlleval mode and strict IOB2), training wall
+time and training throughput (median tokens/s over epochs after the first).
+Outputs go to outputs/benchmark/<task>, apart from the DVC pipeline's.
+"""
+
+import argparse
+import shutil
+import statistics
+import sys
+import time
+
+from pipelines.config import ROOT, load_params
+
+
+def run_ner(params, out):
+    from pipelines.evaluate import evaluate_ner
+    from pipelines.export import export_ner
+    from pipelines.prepare import prepare_ner
+    from pipelines.train import train_ner
+
+    if (out / "train_state").exists():
+        shutil.rmtree(out / "train_state")  # a benchmark never resumes
+    prepare_ner(params["ner"]["prepare"], out)
+    start = time.perf_counter()
+    summary = train_ner(params, out)
+    train_wall = time.perf_counter() - start
+    metrics = evaluate_ner(params, out)
+    export = export_ner(params, out)
+    return {
+        "test_f1": metrics["f1"],
+        "test_f1_strict": metrics["strict"]["f1"],
+        "test_precision": metrics["precision"],
+        "test_recall": metrics["recall"],
+        "best_epoch": summary["best_epoch"],
+        "epochs_run": summary["epochs_run"],
+        "train_wall_seconds": round(train_wall, 1),
+        "train_tokens_per_second": summary["train_tokens_per_second"],
+        "export_parity_mismatches": export["mismatches"],
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", choices=["ner"])
+    parser.add_argument("--repeats", type=int, default=1, help="runs with seeds seed, seed+1, ...; medians are reported")
+    parser.add_argument("--params", default=None)
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    out = ROOT / "outputs" / "benchmark" / args.task
+    params[args.task]["out_dir"] = str(out)
+    runs = []
+    base_seed = params["seed"]
+    for i in range(args.repeats):
+        params["seed"] = base_seed + i
+        result = run_ner(params, out)
+        runs.append(result)
+        print(f"run {i + 1}/{args.repeats} (seed {params['seed']}): {result}", flush=True)
+    print(f"\n== {args.task} benchmark: {args.repeats} run(s), medians ==")
+    for key in runs[0]:
+        value = statistics.median(r[key] for r in runs)
+        print(f"{key:28s} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Reading GloVe / word2vec text files into an embedding matrix for a vocabulary."""
+
+import numpy as np
+
+
+def load_vectors(path, vocab, dim, normalize=None, seed=0):
+    """Embedding matrix (len(vocab), dim): file vectors where known, small random otherwise.
+
+    Accepts GloVe (`word v1 ... vD`) and word2vec text (`count dim` header first).
+    `normalize` maps a file word to the vocabulary's form (lowercasing, digits).
+    Returns (matrix, number of vocabulary entries found in the file).
+    """
+    rng = np.random.default_rng(seed)
+    scale = np.sqrt(3.0 / dim)
+    matrix = rng.uniform(-scale, scale, (len(vocab), dim)).astype("float32")
+    matrix[0] = 0.0  # padding
+    found = set()
+    with open(path, encoding="utf-8", errors="strict") as f:
+        for line_no, line in enumerate(f, start=1):
+            parts = line.rstrip("\n").rstrip().split(" ")
+            if line_no == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                continue  # word2vec header
+            if len(parts) < 2:
+                continue
+            word, values = parts[0], parts[1:]
+            if len(values) != dim:
+                raise ValueError(
+                    f"{path}:{line_no}: vector for {word!r} has {len(values)} values, "
+                    f"expected {dim} (ner.model.word_dim)"
+                )
+            key = normalize(word) if normalize else word
+            idx = vocab.stoi.get(key)
+            # The first vector seen for a normalised form wins (files list frequent words first).
+            if idx is not None and idx > 1 and idx not in found:
+                try:
+                    matrix[idx] = np.asarray(values, dtype="float32")
+                except ValueError as err:
+                    raise ValueError(f"{path}:{line_no}: not a number in the vector for {word!r}") from err
+                found.add(idx)
+    return matrix, len(found)

@@ -1,0 +1,129 @@
+"""evaluate stage: scores the trained model on the test split.
+
+Usage: python -m pipelines.evaluate ner
+"""
+
+import argparse
+import csv
+import sys
+from collections import Counter
+
+from pipelines.config import load_params, output_dir, task_params
+from pipelines.vocab import load_json, save_json
+
+
+def entity_metrics(gold, pred):
+    """seqeval scores in conlleval-compatible (default) and strict IOB2 modes."""
+    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+    from seqeval.scheme import IOB2
+
+    def scores(**mode):
+        report = classification_report(gold, pred, output_dict=True, zero_division=0, **mode)
+        per_type = {
+            name: {
+                "precision": round(r["precision"], 5),
+                "recall": round(r["recall"], 5),
+                "f1": round(r["f1-score"], 5),
+                "support": int(r["support"]),
+            }
+            for name, r in report.items()
+            if not name.endswith(" avg")
+        }
+        return {
+            "precision": round(precision_score(gold, pred, zero_division=0, **mode), 5),
+            "recall": round(recall_score(gold, pred, zero_division=0, **mode), 5),
+            "f1": round(f1_score(gold, pred, zero_division=0, **mode), 5),
+            "macro_f1": round(f1_score(gold, pred, average="macro", zero_division=0, **mode), 5),
+            "per_type": per_type,
+        }
+
+    default = scores()
+    strict = scores(mode="strict", scheme=IOB2)
+    return {**default, "strict": strict}
+
+
+def token_confusion(gold, pred):
+    counts = Counter((g, p) for gs, ps in zip(gold, pred) for g, p in zip(gs, ps))
+    labels = sorted({g for g, _ in counts} | {p for _, p in counts}, key=lambda t: (t != "O", t[2:], t))
+    return labels, [[counts[(g, p)] for p in labels] for g in labels]
+
+
+def write_conll(path, tokens, gold, pred):
+    """`word gold predicted` per line: the input format of the conlleval script."""
+    with open(path, "w", encoding="utf-8") as f:
+        for words, gs, ps in zip(tokens, gold, pred):
+            for w, g, p in zip(words, gs, ps):
+                f.write(f"{w} {g} {p}\n")
+            f.write("\n")
+
+
+def evaluate_ner(params, out):
+    import keras
+
+    import models.tagger  # noqa: F401  registers the custom layers
+    from pipelines.features import TokenEncoder
+    from pipelines.ner import decode_names, load_split, predict_tag_ids, to_iob2
+    from pipelines.plots import bar_chart, confusion_heatmap
+
+    cfg = params["ner"]["evaluate"]
+    vocab = load_json(out / "vocab.json")
+    encoder = TokenEncoder.from_vocab_file(out / "vocab.json")
+    model = keras.saving.load_model(out / "model.keras")
+    tokens, gold_tags, _ = load_split(out / "data", "test")
+    ids = predict_tag_ids(model, encoder.encode(tokens), cfg["batch_size"])
+    pred = to_iob2(decode_names(ids, vocab["tags"]), vocab["tag_scheme"])
+    gold = to_iob2(gold_tags, vocab["tag_scheme"])
+
+    metrics = entity_metrics(gold, pred)
+    n_tokens = sum(len(t) for t in tokens)
+    correct = sum(g == p for gs, ps in zip(gold, pred) for g, p in zip(gs, ps))
+    metrics["token_accuracy"] = round(correct / n_tokens, 5)
+    metrics["sentences"] = len(tokens)
+    metrics["tokens"] = n_tokens
+    save_json(metrics, out / "metrics.json")
+
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+    types = sorted(metrics["per_type"])
+    with open(plots / "per_type_f1.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["type", "f1", "precision", "recall"])
+        for t in types:
+            r = metrics["per_type"][t]
+            w.writerow([t, r["f1"], r["precision"], r["recall"]])
+    bar_chart(types, [metrics["per_type"][t]["f1"] for t in types], plots / "per_type_f1.png",
+              f"Test F1 per entity type (micro F1 {metrics['f1']:.4f})", "F1")
+    with open(plots / "confusion.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["gold", "predicted"])
+        for gs, ps in zip(gold, pred):
+            w.writerows(zip(gs, ps))
+    labels, matrix = token_confusion(gold, pred)
+    confusion_heatmap(labels, matrix, plots / "confusion.png", "Token-level confusion (test)")
+    write_conll(out / "predictions.conll", tokens, gold, pred)
+    return metrics
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", choices=["ner"])
+    parser.add_argument("--params", default=None)
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    task_params(params, args.task)
+    out = output_dir(params, args.task)
+    if not (out / "model.keras").is_file():
+        print(f"evaluate: error: {out / 'model.keras'} not found; run the train stage first", file=sys.stderr)
+        return 1
+    m = evaluate_ner(params, out)
+    print(
+        f"test F1 {m['f1']:.4f} (P {m['precision']:.4f}, R {m['recall']:.4f}; "
+        f"strict IOB2 F1 {m['strict']['f1']:.4f}; macro F1 {m['macro_f1']:.4f})"
+    )
+    for t, r in m["per_type"].items():
+        print(f"  {t:6s} P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} ({r['support']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

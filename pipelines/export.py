@@ -1,0 +1,178 @@
+"""export stage: SavedModel that takes raw text, checked against the in-memory model.
+
+Usage: python -m pipelines.export ner
+"""
+
+import argparse
+import shutil
+import sys
+import time
+
+import numpy as np
+
+from pipelines.config import load_params, output_dir, task_params
+from pipelines.vocab import load_json, save_json
+
+
+def iob2_names(tag_names):
+    """Tag-wise IOBES -> IOB2 names (S- is B-, E- is I-), so served tags are IOB2."""
+    out = []
+    for tag in tag_names:
+        if tag.startswith("S-"):
+            tag = "B-" + tag[2:]
+        elif tag.startswith("E-"):
+            tag = "I-" + tag[2:]
+        out.append(tag)
+    return out
+
+
+def build_ner_archive(model, vocab):
+    """A keras.export.ExportArchive whose `serving_default` maps text to tokens and tags."""
+    import keras
+    import tensorflow as tf
+
+    from pipelines.tf_tokenizer import tf_normalize_words, tf_tokenize
+
+    def table(entries):
+        init = tf.lookup.KeyValueTensorInitializer(
+            tf.constant(entries[2:], tf.string), tf.range(2, len(entries), dtype=tf.int64)
+        )
+        return tf.lookup.StaticHashTable(init, default_value=1)  # 1 is the OOV id
+
+    word_table, char_table = table(vocab["words"]), table(vocab["chars"])
+    tag_names = tf.constant(iob2_names(vocab["tags"]))
+    lowercase, digits, max_chars = vocab["lowercase"], vocab["digits_to_zero"], vocab["max_word_chars"]
+
+    def serve(text):
+        tokens = tf_tokenize(text)
+        words = tf_normalize_words(tokens, lowercase, digits)
+        word_ids = tf.cast(tf.ragged.map_flat_values(word_table.lookup, words), tf.int32).to_tensor(0)
+        chars = tf.strings.unicode_split(tokens, "UTF-8")
+        char_ids = tf.cast(tf.ragged.map_flat_values(char_table.lookup, chars), tf.int32).to_tensor(0)
+        char_ids = char_ids[:, :, :max_chars]
+        # At least one time step and one character, so an all-empty batch still runs.
+        word_ids = tf.pad(word_ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(word_ids)[1])]])
+        char_ids = tf.pad(
+            char_ids,
+            [[0, 0], [0, tf.shape(word_ids)[1] - tf.shape(char_ids)[1]], [0, tf.maximum(0, 1 - tf.shape(char_ids)[2])]],
+        )
+        mask = tf.not_equal(word_ids, 0)
+        logits = model({"words": word_ids, "chars": char_ids}, training=False)
+        tag_ids = model.decode(logits, mask)
+        tags = tf.where(mask, tf.gather(tag_names, tag_ids), "")
+        n = tf.shape(tokens.to_tensor(""))[1]
+        return {
+            "tokens": tokens.to_tensor(""),
+            "tags": tags[:, :n],
+            "num_tokens": tf.cast(tokens.row_lengths(), tf.int32),
+        }
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(word_table)
+    archive.track(char_table)
+    archive.add_endpoint(
+        "serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")]
+    )
+    return archive
+
+
+def in_memory_tags(model, encoder, vocab, token_lists, batch_size):
+    from pipelines.ner import decode_names, predict_tag_ids
+
+    ids = predict_tag_ids(model, encoder.encode(token_lists), batch_size)
+    names = iob2_names(vocab["tags"])
+    return [[names[i] for i in row] for row in ids]
+
+
+def check_parity(saved_dir, model, encoder, vocab, texts, batch_size):
+    """Runs raw texts through the SavedModel and through tokenize + in-memory model.
+
+    Returns (number checked, list of mismatch descriptions).
+    """
+    import tensorflow as tf
+
+    from pipelines.tokenizer import tokenize
+
+    serve = tf.saved_model.load(str(saved_dir)).signatures["serving_default"]
+    non_empty = [t for t in texts if tokenize(t)]
+    expected = in_memory_tags(model, encoder, vocab, [tokenize(t) for t in non_empty], batch_size)
+    mismatches = []
+    for start in range(0, len(non_empty), batch_size):
+        batch = non_empty[start : start + batch_size]
+        out = serve(text=tf.constant(batch))
+        lengths = out["num_tokens"].numpy()
+        tokens, tags = out["tokens"].numpy(), out["tags"].numpy()
+        for row, text in enumerate(batch):
+            n = lengths[row]
+            got_tokens = [t.decode("utf-8") for t in tokens[row, :n]]
+            got_tags = [t.decode("utf-8") for t in tags[row, :n]]
+            want_tokens, want_tags = tokenize(text), expected[start + row]
+            if got_tokens != want_tokens:
+                mismatches.append(f"tokens differ for {text!r}: {got_tokens} vs {want_tokens}")
+            elif got_tags != want_tags:
+                mismatches.append(f"tags differ for {text!r}: {got_tags} vs {want_tags}")
+    return len(non_empty), mismatches
+
+
+def export_ner(params, out):
+    import keras
+
+    import models.tagger  # noqa: F401  registers the custom layers
+    from pipelines.features import TokenEncoder
+    from pipelines.ner import load_split
+
+    cfg = params["ner"]["export"]
+    vocab = load_json(out / "vocab.json")
+    encoder = TokenEncoder.from_vocab_file(out / "vocab.json")
+    model = keras.saving.load_model(out / "model.keras")
+    saved_dir = out / "saved_model"
+    if saved_dir.exists():
+        shutil.rmtree(saved_dir)
+    start = time.perf_counter()
+    build_ner_archive(model, vocab).write_out(str(saved_dir), verbose=False)
+    export_seconds = time.perf_counter() - start
+
+    tokens, _, _ = load_split(out / "data", "test")
+    texts = [" ".join(t) for t in tokens]
+    start = time.perf_counter()
+    checked, mismatches = check_parity(saved_dir, model, encoder, vocab, texts, cfg["batch_size"])
+    report = {
+        "saved_model": str(saved_dir.relative_to(out)),
+        "test_sentences_checked": checked,
+        "mismatches": len(mismatches),
+        "first_mismatches": mismatches[:5],
+        "export_seconds": round(export_seconds, 1),
+        "parity_seconds": round(time.perf_counter() - start, 1),
+    }
+    save_json(report, out / "export.json")
+    return report
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", choices=["ner"])
+    parser.add_argument("--params", default=None)
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    task_params(params, args.task)
+    out = output_dir(params, args.task)
+    if not (out / "model.keras").is_file():
+        print(f"export: error: {out / 'model.keras'} not found; run the train stage first", file=sys.stderr)
+        return 1
+    report = export_ner(params, out)
+    if report["mismatches"]:
+        print(
+            f"export: error: the SavedModel disagrees with the in-memory model on "
+            f"{report['mismatches']} of {report['test_sentences_checked']} test sentences; first: "
+            f"{report['first_mismatches'][0]}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"wrote {out / report['saved_model']}; parity with the in-memory model on "
+          f"{report['test_sentences_checked']} test sentences")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""train stage: fits the model on train, selects the epoch on validation.
+
+Usage: python -m pipelines.train ner
+"""
+
+import argparse
+import json
+import shutil
+import sys
+import time
+
+import keras
+
+from pipelines.config import load_params, output_dir, resolve_path, task_params
+from pipelines.training import fit_resumable, make_optimizer, median_throughput
+from pipelines.vocab import load_json, save_json
+
+
+def build_ner_model(model_cfg, vocab):
+    from models.tagger import SequenceTagger
+
+    return SequenceTagger(
+        word_vocab_size=len(vocab["words"]),
+        char_vocab_size=len(vocab["chars"]),
+        num_tags=len(vocab["tags"]),
+        **model_cfg,
+    )
+
+
+def init_embeddings(model, path, encoder, seed):
+    from pipelines.embeddings import load_vectors
+
+    path = resolve_path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"embeddings file not found: {path}")
+    layer = model.get_layer("word_embedding")
+    matrix, found = load_vectors(path, encoder.words, layer.output_dim, normalize=encoder.normalize, seed=seed)
+    layer.set_weights([matrix])
+    print(f"embeddings: {found} of {len(encoder.words) - 2} words initialised from {path}")
+    return found
+
+
+def train_ner(params, out):
+    from pipelines.batching import BucketBatcher
+    from pipelines.features import TokenEncoder
+    from pipelines.ner import EntityF1Callback, load_split
+
+    cfg = params["ner"]["train"]
+    model_cfg = dict(params["ner"]["model"])
+    seed = params["seed"]
+    keras.utils.set_random_seed(seed)
+
+    vocab = load_json(out / "vocab.json")
+    encoder = TokenEncoder.from_vocab_file(out / "vocab.json")
+    tag_index = {t: i for i, t in enumerate(vocab["tags"])}
+    train_tokens, train_tags, _ = load_split(out / "data", "train")
+    val_tokens, val_tags, _ = load_split(out / "data", "validation")
+    train_x = encoder.encode(train_tokens)
+    import numpy as np
+
+    train_y = [np.array([tag_index[t] for t in tags], dtype=np.int32) for tags in train_tags]
+    batches = BucketBatcher(train_x, train_y, batch_size=cfg["batch_size"], shuffle=True, seed=seed)
+
+    model = build_ner_model(model_cfg, vocab)
+    embeddings_found = None
+    if cfg.get("embeddings_file"):
+        embeddings_found = init_embeddings(model, cfg["embeddings_file"], encoder, seed)
+    model.compile(optimizer=make_optimizer(cfg, len(batches)))
+
+    f1 = EntityF1Callback(
+        encoder.encode(val_tokens), val_tags, vocab["tags"], vocab["tag_scheme"], cfg["eval_batch_size"]
+    )
+    start = time.perf_counter()
+    selector, timer, history = fit_resumable(
+        model, batches, cfg["epochs"], out / "train_state", "val_f1", cfg["patience"], callbacks=[f1]
+    )
+    wall = time.perf_counter() - start
+    shutil.copyfile(selector.checkpoint, out / "model.keras")
+    n_tokens = sum(len(t) for t in train_tokens)
+    summary = {
+        "best_epoch": selector.state["best_epoch"],
+        "best_val_f1": selector.state["best"],
+        "epochs_run": len(history),
+        "train_seconds": round(wall, 1),
+        "train_tokens_per_second": round(median_throughput(n_tokens, timer.seconds)),
+        "embeddings_found": embeddings_found,
+        "hyperparameters": {**model_cfg, **{k: cfg[k] for k in ("optimizer", "learning_rate", "lr_decay", "clipnorm", "batch_size")}},
+    }
+    save_json(summary, out / "train.json")
+    with open(out / "history.json", "w") as f:
+        json.dump(
+            [
+                {"epoch": int(r["epoch"]) + 1, "loss": float(r["loss"]), "val_f1": float(r["val_f1"]),
+                 "epoch_seconds": float(r["epoch_seconds"])}
+                for r in history
+            ],
+            f,
+            indent=1,
+        )
+    return summary
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", choices=["ner"])
+    parser.add_argument("--params", default=None)
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    task_params(params, args.task)
+    out = output_dir(params, args.task)
+    if not (out / "vocab.json").is_file():
+        print(f"train: error: {out / 'vocab.json'} not found; run the prepare stage first", file=sys.stderr)
+        return 1
+    summary = train_ner(params, out)
+    print(
+        f"best validation F1 {summary['best_val_f1']:.4f} at epoch {summary['best_epoch']} "
+        f"({summary['epochs_run']} epochs, {summary['train_seconds']} s, "
+        f"{summary['train_tokens_per_second']} tokens/s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

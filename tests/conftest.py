@@ -1,0 +1,81 @@
+"""Tiny fixtures written for the tests: CoNLL files and params for fast runs."""
+
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+PEOPLE = ["John Smith", "Maria Garcia", "Peter Blackburn", "Anna Weber", "Li Wei"]
+PLACES = ["Paris", "New York", "Berlin", "Tokyo", "Cape Town"]
+ORGS = ["European Commission", "Reuters", "United Nations", "Acme Corp"]
+TEMPLATES = [
+    "{PER} visited {LOC} on Monday .",
+    "{ORG} said {PER} would leave {LOC} .",
+    "The {ORG} opened an office in {LOC} .",
+    "{PER} met {PER} at the {ORG} .",
+    "Shares in {ORG} rose 3.5 percent in {LOC} .",
+    "It rained all day .",
+]
+
+
+def make_sentences(n, seed):
+    """(tokens, IOB2 tags) pairs from templates; deterministic for a seed."""
+    rng = random.Random(seed)
+    names = {"PER": PEOPLE, "LOC": PLACES, "ORG": ORGS}
+    out = []
+    for _ in range(n):
+        tokens, tags = [], []
+        for piece in rng.choice(TEMPLATES).split():
+            if piece.startswith("{"):
+                kind = piece.strip("{}")
+                words = rng.choice(names[kind]).split()
+                tokens += words
+                tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(words) - 1)
+            else:
+                tokens.append(piece)
+                tags.append("O")
+        out.append((tokens, tags))
+    return out
+
+
+def write_conll(path, sentences, columns=4, docstart=True):
+    """Writes sentences in CoNLL-2003 layout (word POS chunk NER) or `word tag`."""
+    lines = ["-DOCSTART- -X- -X- O", ""] if docstart and columns == 4 else []
+    for tokens, tags in sentences:
+        for tok, tag in zip(tokens, tags):
+            lines.append(f"{tok} NN I-NP {tag}" if columns == 4 else f"{tok}\t{tag}")
+        lines.append("")
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+def conll_dir(tmp_path):
+    folder = tmp_path / "conll"
+    folder.mkdir()
+    write_conll(folder / "train.txt", make_sentences(40, seed=1))
+    write_conll(folder / "valid.txt", make_sentences(12, seed=2))
+    write_conll(folder / "test.txt", make_sentences(12, seed=3))
+    return folder
+
+
+def tiny_params(tmp_path, source, **overrides):
+    """The repository's params.yaml with a tiny model, few epochs and outputs in tmp_path."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    ner = params["ner"]
+    ner["out_dir"] = str(tmp_path / "out" / "ner")
+    ner["prepare"]["source"] = str(source)
+    ner["model"].update(word_dim=16, char_dim=8, char_filters=8, char_hidden_size=8, hidden_size=16)
+    ner["train"].update(epochs=2, batch_size=8, patience=2)
+    for dotted, value in overrides.items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path

@@ -1,0 +1,239 @@
+"""BucketBatcher: coverage, padding, bucketing, shuffling, shapes Keras can consume."""
+
+import keras
+import numpy as np
+import pytest
+
+from pipelines.batching import BucketBatcher, pad_batch
+
+
+def make_data(lengths, char_lengths=None):
+    """Per-example arrays whose values identify the example (index + 1)."""
+    char_lengths = char_lengths or [3] * len(lengths)
+    words = [np.full((t,), i + 1, dtype=np.int32) for i, t in enumerate(lengths)]
+    chars = []
+    for i, (t, c) in enumerate(zip(lengths, char_lengths)):
+        a = np.zeros((t, c), dtype=np.int32)
+        a[:, :] = i + 1
+        a[0, :] = np.arange(1, c + 1)  # the longest word first; others vary below
+        chars.append(a)
+    labels = [np.arange(1, t + 1, dtype=np.int32) * 100 + i for i, t in enumerate(lengths)]
+    return {"words": words, "chars": chars}, labels
+
+
+def batch_shapes(batcher, index):
+    x, y = batcher[index]
+    return x["words"].shape[1:] + x["chars"].shape[1:] + y.shape[1:]
+
+
+def epochs(batcher, n):
+    """batch_indices of n consecutive epochs."""
+    out = []
+    for _ in range(n):
+        out.append([list(b) for b in batcher.batch_indices])
+        batcher.on_epoch_end()
+    return out
+
+
+RAGGED = [5, 1, 9, 3, 3, 7, 2, 8, 4, 6, 1, 2, 9, 5, 3, 3, 6, 4, 7, 2, 2, 8, 5]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("batch_size", [1, 4, 7, 23, 50])
+def test_every_example_exactly_once_per_epoch(shuffle, batch_size):
+    features, labels = make_data(RAGGED)
+    b = BucketBatcher(features, labels, batch_size=batch_size, shuffle=shuffle, seed=3)
+    assert len(b) == -(-len(RAGGED) // batch_size)
+    for _ in range(3):
+        seen = []
+        for i in range(len(b)):
+            x, y = b[i]
+            assert 1 <= len(x["words"]) <= batch_size
+            seen += (x["words"][:, 0] - 1).tolist()
+        assert sorted(seen) == list(range(len(RAGGED)))
+        assert sorted(i for batch in b.batch_indices for i in batch) == list(range(len(RAGGED)))
+        b.on_epoch_end()
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_right_padding_with_zeros_and_aligned_labels(shuffle):
+    char_lengths = [(i * 7) % 5 + 1 for i in range(len(RAGGED))]
+    features, labels = make_data(RAGGED, char_lengths)
+    b = BucketBatcher(features, labels, batch_size=4, shuffle=shuffle, seed=1)
+    for k in range(len(b)):
+        x, y = b[k]
+        idx = list(b.batch_indices[k])
+        T = max(RAGGED[i] for i in idx)
+        C = max(char_lengths[i] for i in idx)
+        assert x["words"].shape == (len(idx), T)
+        assert x["chars"].shape == (len(idx), T, C)
+        assert y.shape == (len(idx), T)
+        assert x["words"].dtype == x["chars"].dtype == y.dtype == np.int32
+        for row, i in enumerate(idx):
+            t, c = RAGGED[i], char_lengths[i]
+            np.testing.assert_array_equal(x["words"][row, :t], features["words"][i])
+            assert not x["words"][row, t:].any()
+            np.testing.assert_array_equal(x["chars"][row, :t, :c], features["chars"][i])
+            assert not x["chars"][row, t:].any() and not x["chars"][row, :, c:].any()
+            np.testing.assert_array_equal(y[row, :t], labels[i])
+            assert not y[row, t:].any()
+
+
+def test_pad_batch():
+    out = pad_batch([np.array([1, 2]), np.array([3, 4, 5]), np.array([6])])
+    assert out.tolist() == [[1, 2, 0], [3, 4, 5], [6, 0, 0]]
+    out = pad_batch([np.ones((1, 2)), np.ones((2, 1))], dtype="float32")
+    assert out.dtype == np.float32
+    assert out.tolist() == [[[1, 1], [0, 0]], [[1, 0], [1, 0]]]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_batches_cover_disjoint_length_ranges(shuffle):
+    features, labels = make_data(RAGGED)
+    b = BucketBatcher(features, labels, batch_size=4, shuffle=shuffle, seed=5)
+    for batches in epochs(b, 4):
+        ranges = sorted((min(RAGGED[i] for i in bt), max(RAGGED[i] for i in bt)) for bt in batches)
+        for (_, hi), (lo, _) in zip(ranges, ranges[1:]):
+            assert hi <= lo, ranges
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_jitter_never_mixes_lengths_when_buckets_fit_exactly(seed):
+    lengths = [t for t in range(1, 7) for _ in range(4)]
+    rng = np.random.default_rng(seed)
+    lengths = rng.permutation(lengths).tolist()
+    features, labels = make_data(lengths)
+    b = BucketBatcher(features, labels, batch_size=4, shuffle=True, seed=seed)
+    for batches in epochs(b, 3):
+        for bt in batches:
+            assert len({lengths[i] for i in bt}) == 1
+
+
+def test_without_shuffle_batches_follow_length_order_and_stay():
+    lengths = [3, 1, 2, 5, 4, 6, 2]
+    features, labels = make_data(lengths)
+    b = BucketBatcher(features, labels, batch_size=3, shuffle=False)
+    # Sorted lengths 1 2 2 | 3 4 5 | 6: only 3 batches with distinct shapes, kept in order.
+    assert [list(x) for x in b.batch_indices] == [[1, 2, 6], [0, 4, 3], [5]]
+    first = [list(x) for x in b.batch_indices]
+    b.on_epoch_end()
+    assert [list(x) for x in b.batch_indices] == first
+
+
+def test_shuffle_same_seed_same_order_different_seeds_differ():
+    features, labels = make_data(RAGGED)
+    a = epochs(BucketBatcher(features, labels, batch_size=3, shuffle=True, seed=11), 3)
+    b = epochs(BucketBatcher(features, labels, batch_size=3, shuffle=True, seed=11), 3)
+    c = epochs(BucketBatcher(features, labels, batch_size=3, shuffle=True, seed=12), 3)
+    assert a == b
+    assert a != c
+    assert a[0] != a[1] != a[2]  # reshuffled every epoch
+
+
+def padded_shapes(b):
+    return [batch_shapes(b, i) for i in range(len(b))]
+
+
+def check_first_two_differ(b):
+    shapes = np.array(padded_shapes(b))
+    varying = np.any(shapes != shapes[0], axis=0)
+    assert varying.any()
+    assert np.all((shapes[0] != shapes[1]) | ~varying), shapes[:2]
+
+
+def test_first_two_batches_differ_in_every_varying_dimension():
+    # Sorted by length, the first two batches would both be (T=3, C=4).
+    lengths = [3, 3, 3, 3, 5, 5, 7, 7]
+    char_lengths = [4, 4, 4, 4, 2, 2, 6, 6]
+    features, labels = make_data(lengths, char_lengths)
+    b = BucketBatcher(features, labels, batch_size=2, shuffle=False)
+    assert batch_shapes(b, 0) != batch_shapes(b, 1)
+    check_first_two_differ(b)
+    assert sorted(i for bt in b.batch_indices for i in bt) == list(range(8))
+
+
+def test_first_two_batches_differ_when_the_first_has_no_partner():
+    # Batches (T, C): (2, 3), (2, 5), (4, 3): batch 0 shares a dimension with
+    # every other one, so the pair (2, 5), (4, 3) must lead.
+    features, labels = make_data([2, 2, 2, 2, 4, 4], [3, 1, 5, 2, 3, 2])
+    b = BucketBatcher(features, labels, batch_size=2, shuffle=False)
+    assert [sorted(x) for x in b.batch_indices] == [[2, 3], [4, 5], [0, 1]]
+    check_first_two_differ(b)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_first_two_batches_differ_after_shuffling(seed):
+    char_lengths = [(i * 7) % 5 + 1 for i in range(len(RAGGED))]
+    features, labels = make_data(RAGGED, char_lengths)
+    b = BucketBatcher(features, labels, batch_size=3, shuffle=True, seed=seed)
+    for _ in range(3):
+        check_first_two_differ(b)
+        b.on_epoch_end()
+
+
+def test_labels_variants():
+    features, labels = make_data([3, 1, 2, 2])
+    one_d = np.array([10, 11, 12, 13])
+    b = BucketBatcher(features, one_d, batch_size=2)
+    for k in range(len(b)):
+        x, y = b[k]
+        assert y.shape == (2,)
+        np.testing.assert_array_equal(y, one_d[b.batch_indices[k]])
+        np.testing.assert_array_equal(y - 9, x["words"][:, 0])
+    b = BucketBatcher(features, None, batch_size=2)
+    out = b[0]
+    assert isinstance(out, tuple) and len(out) == 1
+    assert set(out[0]) == {"words", "chars"}
+
+
+def test_errors():
+    features, labels = make_data([3, 1, 2])
+    with pytest.raises(ValueError, match="features is empty"):
+        BucketBatcher({}, None)
+    with pytest.raises(ValueError, match="no examples"):
+        BucketBatcher({"words": [], "chars": []}, None)
+    with pytest.raises(ValueError, match="feature 'chars' has 2 examples, expected 3"):
+        BucketBatcher({"words": features["words"], "chars": features["chars"][:2]}, None)
+    with pytest.raises(ValueError, match="2 labels for 3 examples"):
+        BucketBatcher(features, labels[:2])
+    with pytest.raises(ValueError, match="4 labels for 3 examples"):
+        BucketBatcher(features, np.zeros(4))
+
+
+def tiny_tagger():
+    words = keras.Input((None,), dtype="int32", name="words")
+    chars = keras.Input((None, None), dtype="int32", name="chars")
+    w = keras.layers.Embedding(40, 4)(words)
+    c = keras.layers.Embedding(40, 4)(chars)
+    c = keras.ops.max(c, axis=2)
+    h = keras.layers.Concatenate()([w, c])
+    out = keras.layers.Dense(3)(h)
+    model = keras.Model({"words": words, "chars": chars}, out)
+    model.compile(
+        optimizer="sgd",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=False,
+    )
+    return model
+
+
+def test_model_fit_consumes_batches_of_different_shapes():
+    lengths = [3, 3, 3, 3, 5, 5, 7, 7, 4, 4]
+    char_lengths = [4, 4, 4, 4, 2, 2, 6, 6, 3, 5]
+    features, _ = make_data(lengths, char_lengths)
+    labels = [np.arange(t, dtype=np.int32) % 3 for t in lengths]
+    # Without the reordering, Keras would fix T=3 and C=4 from the first two batches.
+    naive = [np.argsort(lengths, kind="stable")[i : i + 2] for i in range(0, 10, 2)]
+    assert max(lengths[i] for i in naive[0]) == max(lengths[i] for i in naive[1])
+    assert max(char_lengths[i] for i in naive[0]) == max(char_lengths[i] for i in naive[1])
+
+    model = tiny_tagger()
+    for shuffle in (False, True):
+        b = BucketBatcher(features, labels, batch_size=2, shuffle=shuffle, seed=0)
+        shapes = {s for s in padded_shapes(b)}
+        assert len({s[0] for s in shapes}) > 1 and len({s[2] for s in shapes}) > 1
+        history = model.fit(b, epochs=2, verbose=0)
+        assert len(history.history["loss"]) == 2
+        assert np.all(np.isfinite(history.history["loss"]))
+    loss = model.evaluate(BucketBatcher(features, labels, batch_size=2), verbose=0)
+    assert np.isfinite(loss)

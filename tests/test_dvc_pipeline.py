@@ -1,0 +1,75 @@
+"""`dvc repro` of the real dvc.yaml on a fixture: stages run, and only what changed re-runs."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, make_sentences, tiny_params, write_conll
+
+DVC = Path(sys.executable).parent / "dvc"
+
+
+def run(cmd, cwd):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A git + DVC copy of the project whose params point at fixture data."""
+    if not DVC.exists():
+        pytest.skip("dvc is not installed in this environment")
+    tmp = tmp_path_factory.mktemp("dvc")
+    repo = tmp / "repo"
+    repo.mkdir()
+    for name in ("pipelines", "models"):
+        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
+    source = tmp / "conll"
+    source.mkdir()
+    write_conll(source / "train.txt", make_sentences(30, seed=1))
+    write_conll(source / "valid.txt", make_sentences(8, seed=2))
+    write_conll(source / "test.txt", make_sentences(8, seed=3))
+    params = yaml.safe_load(tiny_params(tmp, source).read_text())
+    params["ner"]["out_dir"] = "outputs/ner"  # inside the repo, as in the real params
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    run(["git", "init", "-q"], repo)
+    run([str(DVC), "init", "-q"], repo)
+    run([str(DVC), "config", "core.analytics", "false"], repo)
+    first = run([str(DVC), "repro"], repo)
+    return repo, first
+
+
+def test_repro_runs_every_stage(project):
+    repo, first = project
+    for stage in ("prepare@ner", "train@ner", "evaluate@ner", "export@ner"):
+        assert f"Running stage '{stage}'" in first
+    metrics = json.loads(run([str(DVC), "metrics", "show", "--json"], repo))
+    flat = json.dumps(metrics)
+    assert '"f1"' in flat and '"best_val_f1"' in flat and '"mismatches": 0' in flat
+
+
+def test_second_repro_is_a_no_op(project):
+    repo, _ = project
+    out = run([str(DVC), "repro"], repo)
+    assert "Running stage" not in out
+
+
+def test_changing_evaluate_params_reruns_only_evaluate(project):
+    repo, _ = project
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["ner"]["evaluate"]["batch_size"] = 7
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    out = run([str(DVC), "repro"], repo)
+    assert "Running stage 'evaluate@ner'" in out
+    for stage in ("prepare@ner", "train@ner", "export@ner"):
+        assert f"Running stage '{stage}'" not in out

@@ -1,0 +1,231 @@
+"""All four NER stages on a fixture of a few dozen sentences, then serving."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from pipelines import evaluate, export, predict, prepare, train
+from pipelines.tokenizer import tokenize
+from tests.conftest import make_sentences, tiny_params, write_conll
+
+EPOCHS = 12
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """Runs prepare, train, evaluate and export once for the whole module."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    source = tmp / "conll"
+    source.mkdir()
+    write_conll(source / "train.txt", make_sentences(48, seed=1))
+    write_conll(source / "valid.txt", make_sentences(12, seed=2))
+    write_conll(source / "test.txt", make_sentences(12, seed=3))
+    params = tiny_params(tmp, source, **{"ner.train.epochs": EPOCHS, "ner.train.patience": EPOCHS,
+                                         "ner.train.learning_rate": 0.01})
+    for stage in (prepare, train, evaluate, export):
+        assert stage.main(["ner", "--params", str(params)]) == 0, stage.__name__
+    return tmp, params, tmp / "out" / "ner"
+
+
+def test_stages_write_their_outputs(run_dir):
+    _, _, out = run_dir
+    for name in ("data", "vocab.json", "stats.json", "model.keras", "train.json", "history.json",
+                 "metrics.json", "predictions.conll", "plots/per_type_f1.csv", "plots/confusion.csv",
+                 "plots/per_type_f1.png", "plots/confusion.png", "saved_model/saved_model.pb", "export.json"):
+        assert (out / name).exists(), name
+
+
+def test_model_learns_the_fixture(run_dir):
+    """The fixture is learnable: a broken loss, mask or decoder would not reach this."""
+    _, _, out = run_dir
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["f1"] > 0.7, metrics
+    assert set(metrics["per_type"]) == {"LOC", "ORG", "PER"}
+    assert 0 <= metrics["strict"]["f1"] <= 1 and metrics["strict"]["f1"] <= metrics["f1"] + 1e-9
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, EPOCHS + 1))
+    assert history[-1]["loss"] < history[0]["loss"]
+    summary = json.loads((out / "train.json").read_text())
+    assert summary["best_val_f1"] == max(h["val_f1"] for h in history)
+    assert summary["hyperparameters"]["hidden_size"] == 16
+
+
+def test_predictions_file_is_conlleval_input(run_dir):
+    _, _, out = run_dir
+    blocks = (out / "predictions.conll").read_text().strip("\n").split("\n\n")
+    expected = make_sentences(12, seed=3)
+    assert len(blocks) == len(expected)
+    for block, (tokens, tags) in zip(blocks, expected):
+        rows = [line.split(" ") for line in block.split("\n")]
+        assert [r[0] for r in rows] == tokens
+        assert [r[1] for r in rows] == tags  # gold back in IOB2
+        assert all(len(r) == 3 for r in rows)
+
+
+def test_export_parity_report(run_dir):
+    _, _, out = run_dir
+    report = json.loads((out / "export.json").read_text())
+    assert report["mismatches"] == 0
+    assert report["test_sentences_checked"] == 12
+
+
+def test_export_fails_when_saved_model_disagrees(run_dir, monkeypatch, capsys):
+    """The parity check is real: corrupt what the in-memory side predicts and export fails."""
+    tmp, params, _ = run_dir
+    real = export.in_memory_tags
+
+    def shifted(*args, **kwargs):
+        tags = real(*args, **kwargs)
+        return [["B-PER"] + row[1:] for row in tags]
+
+    monkeypatch.setattr(export, "in_memory_tags", shifted)
+    assert export.main(["ner", "--params", str(params)]) == 1
+    assert "disagrees with the in-memory model" in capsys.readouterr().err
+
+
+def serve(out, texts):
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"]
+    return fn(text=tf.constant(texts))
+
+
+def test_saved_model_signature_names(run_dir):
+    import tensorflow as tf
+
+    _, _, out = run_dir
+    fn = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"]
+    assert list(fn.structured_input_signature[1]) == ["text"]
+    assert set(fn.structured_outputs) == {"tokens", "tags", "num_tokens"}
+
+
+def test_saved_model_tags_whole_long_text(run_dir):
+    _, _, out = run_dir
+    text = " ".join(["John Smith visited Paris ."] * 600)
+    result = serve(out, [text, "", "   "])
+    n = result["num_tokens"].numpy()
+    assert n[0] == len(tokenize(text)) == 3000
+    assert n[1] == 0 and n[2] == 0
+    tags = result["tags"].numpy()[0, : n[0]]
+    assert all(t != b"" for t in tags)
+
+
+def test_saved_model_cli_runs(run_dir):
+    _, _, out = run_dir
+    cli = shutil.which("saved_model_cli", path=str(__import__("pathlib").Path(sys.executable).parent))
+    assert cli, "saved_model_cli is installed with TensorFlow"
+    proc = subprocess.run(
+        [cli, "run", "--dir", str(out / "saved_model"), "--tag_set", "serve",
+         "--signature_def", "serving_default", "--input_exprs", 'text=["John Smith visited Paris ."]'],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "tags" in proc.stdout and "num_tokens" in proc.stdout
+
+
+def run_predict(capsys, args, stdin=None, monkeypatch=None):
+    if stdin is not None:
+        import io
+
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    rc = predict.main(args)
+    captured = capsys.readouterr()
+    return rc, [json.loads(line) for line in captured.out.splitlines()], captured.err
+
+
+def test_predict_cli_spans(run_dir, capsys):
+    _, _, out = run_dir
+    text = "Reuters said John Smith would leave Paris ."
+    rc, rows, err = run_predict(capsys, ["ner", "--model", str(out / "saved_model"), text, ""])
+    assert rc == 0, err
+    assert rows[1] == {"text": "", "entities": []}
+    entities = rows[0]["entities"]
+    assert entities, rows
+    for ent in entities:
+        assert text[ent["start"] : ent["end"]] == ent["text"]
+        assert ent["type"] in {"PER", "LOC", "ORG"}
+    assert {"type": "LOC", "text": "Paris", "start": 36, "end": 41} in entities
+
+
+def test_predict_jsonl_file_and_stdin(run_dir, capsys, monkeypatch, tmp_path):
+    _, _, out = run_dir
+    lines = [json.dumps({"text": "Anna Weber visited Tokyo ."}), json.dumps("   "), ""]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines))
+    rc, rows, err = run_predict(capsys, ["ner", "--model", str(out / "saved_model"), "--jsonl", str(path)])
+    assert rc == 0, err
+    assert len(rows) == 2 and rows[1]["entities"] == []
+    rc2, rows2, _ = run_predict(capsys, ["ner", "--model", str(out / "saved_model"), "--jsonl", "-"],
+                                stdin="\n".join(lines), monkeypatch=monkeypatch)
+    assert rc2 == 0 and rows2 == rows
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [("{not json\n", "in.jsonl:1: not valid JSON"), ('{"txt": "a"}\n', 'in.jsonl:1: expected a JSON string')],
+)
+def test_predict_bad_jsonl(run_dir, capsys, tmp_path, content, message):
+    _, _, out = run_dir
+    path = tmp_path / "in.jsonl"
+    path.write_text(content)
+    rc, _, err = run_predict(capsys, ["ner", "--model", str(out / "saved_model"), "--jsonl", str(path)])
+    assert rc == 1 and message in err
+
+
+def test_predict_missing_model(capsys, tmp_path):
+    rc, _, err = run_predict(capsys, ["ner", "--model", str(tmp_path / "nope"), "hello"])
+    assert rc == 1 and "no SavedModel" in err
+
+
+def test_keras_round_trip_of_trained_model(run_dir):
+    import keras
+
+    import models.tagger  # noqa: F401
+    from pipelines.features import TokenEncoder
+    from pipelines.ner import load_split, predict_tag_ids
+
+    tmp, _, out = run_dir
+    model = keras.saving.load_model(out / "model.keras")
+    model.save(tmp / "again.keras")
+    again = keras.saving.load_model(tmp / "again.keras")
+    encoder = TokenEncoder.from_vocab_file(out / "vocab.json")
+    tokens, _, _ = load_split(out / "data", "test")
+    a = predict_tag_ids(model, encoder.encode(tokens))
+    b = predict_tag_ids(again, encoder.encode(tokens))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_train_resumes_after_interruption(run_dir, monkeypatch, capsys):
+    """Kill training after epoch 2; the next run resumes at epoch 3 and the history has no gaps."""
+    tmp, params, out = run_dir
+    cfg = yaml.safe_load(params.read_text())
+    cfg["ner"]["train"]["epochs"] = 4
+    cfg["ner"]["train"]["patience"] = 4
+    resume_params = tmp / "resume.yaml"
+    resume_params.write_text(yaml.safe_dump(cfg))
+
+    from pipelines import training
+
+    real = training.ModelSelector.on_epoch_end
+
+    def interrupt(self, epoch, logs=None):
+        real(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.ModelSelector, "on_epoch_end", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(["ner", "--params", str(resume_params)])
+    assert (out / "train_state" / "backup").exists()
+    monkeypatch.setattr(training.ModelSelector, "on_epoch_end", real)
+    capsys.readouterr()
+    assert train.main(["ner", "--params", str(resume_params)]) == 0
+    assert "resuming" in capsys.readouterr().out
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert not (out / "train_state" / "backup").exists()
