@@ -12,7 +12,7 @@ import time
 import keras
 
 from pipelines.config import load_params, output_dir, resolve_path, task_params
-from pipelines.training import fit_resumable, make_optimizer, median_throughput
+from pipelines.training import fit_resumable, make_optimizer, median_throughput, seed_everything
 from pipelines.vocab import load_json, save_json
 
 
@@ -48,7 +48,7 @@ def train_ner(params, out):
     cfg = params["ner"]["train"]
     model_cfg = dict(params["ner"]["model"])
     seed = params["seed"]
-    keras.utils.set_random_seed(seed)
+    seed_everything(seed)
 
     vocab = load_json(out / "vocab.json")
     encoder = TokenEncoder.from_vocab_file(out / "vocab.json")

@@ -18,6 +18,15 @@ OPTIMIZERS = {
 }
 
 
+def seed_everything(seed):
+    """Seeds Python, NumPy and the backend; makes TensorFlow ops deterministic."""
+    keras.utils.set_random_seed(int(seed))
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
 def make_optimizer(cfg, steps_per_epoch=1):
     """Optimizer from a train params section; `lr_decay` d gives lr / (1 + d * epoch)."""
     name = cfg["optimizer"].lower()

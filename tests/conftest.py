@@ -69,7 +69,14 @@ def tiny_params(tmp_path, source, **overrides):
     ner["out_dir"] = str(tmp_path / "out" / "ner")
     ner["prepare"]["source"] = str(source)
     ner["model"].update(word_dim=16, char_dim=8, char_filters=8, char_hidden_size=8, hidden_size=16)
-    ner["train"].update(epochs=2, batch_size=8, patience=2)
+    ner["train"].update(epochs=2, batch_size=8, patience=2, embeddings_file=None)
+    # A tiny unlabelled corpus for the word2vec stage (run by the dvc test).
+    corpus = Path(tmp_path) / "corpus.jsonl"
+    corpus.write_text("\n".join(
+        '{"text": "%s"}' % " ".join(tokens) for tokens, _ in make_sentences(60, seed=9)) + "\n")
+    params["word2vec"].update(
+        out_dir=str(Path(tmp_path) / "out" / "word2vec"), corpus=[str(corpus)], dim=16, epochs=1, min_count=1
+    )
     for dotted, value in overrides.items():
         node = params
         *parents, leaf = dotted.split(".")

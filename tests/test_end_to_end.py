@@ -229,3 +229,17 @@ def test_train_resumes_after_interruption(run_dir, monkeypatch, capsys):
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     assert not (out / "train_state" / "backup").exists()
+
+
+def test_two_runs_with_the_same_params_give_the_same_metrics(tmp_path, conll_dir):
+    results = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        params = tiny_params(folder, conll_dir, **{"ner.train.epochs": 3, "ner.train.patience": 3})
+        for stage in (prepare, train, evaluate):
+            assert stage.main(["ner", "--params", str(params)]) == 0
+        out = folder / "out" / "ner"
+        history = json.loads((out / "history.json").read_text())
+        results.append(([h["loss"] for h in history], json.loads((out / "metrics.json").read_text())))
+    assert results[0] == results[1]

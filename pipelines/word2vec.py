@@ -1,0 +1,112 @@
+"""word2vec stage: word vectors from unlabelled local text, for initialising embeddings.
+
+Usage: python -m pipelines.word2vec
+Reads the JSON Lines (optionally gzip) files listed in params `word2vec.corpus`,
+tokenises them with the project tokenizer, normalises words as the NER
+vocabulary does, trains word2vec (gensim) and writes a word2vec text file.
+"""
+
+import argparse
+import gzip
+import json
+import sys
+import time
+import zlib
+from pathlib import Path
+
+from pipelines.config import load_params, resolve_path
+from pipelines.tokenizer import clean_markup, normalize_word, tokenize
+from pipelines.vocab import save_json
+
+
+def stable_hash(text):
+    """Process-independent hash; Python's own is salted per process, which would
+    make gensim's initial vectors (and so the result) differ between runs."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def open_text(path):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus file not found: {path}")
+    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+
+
+def read_corpus(paths, field, lowercase, digits_to_zero):
+    """Token lists, one per record; records without the field are counted, not kept."""
+    sentences, skipped = [], 0
+    for path in paths:
+        with open_text(path) as f:
+            for line_no, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}:{line_no}: not valid JSON: {err.msg}") from err
+                text = record.get(field) if isinstance(record, dict) else None
+                if not isinstance(text, str):
+                    skipped += 1
+                    continue
+                tokens = tokenize(clean_markup(text))
+                if tokens:
+                    sentences.append([normalize_word(t, lowercase, digits_to_zero) for t in tokens])
+    return sentences, skipped
+
+
+def train_vectors(sentences, cfg, seed):
+    from gensim.models import Word2Vec
+
+    return Word2Vec(
+        sentences,
+        vector_size=cfg["dim"],
+        window=cfg["window"],
+        min_count=cfg["min_count"],
+        sg=1 if cfg["skip_gram"] else 0,
+        epochs=cfg["epochs"],
+        workers=cfg["workers"],
+        seed=seed,
+        hashfxn=stable_hash,
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default=None)
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    cfg = params["word2vec"]
+    out = resolve_path(cfg["out_dir"])
+    try:
+        start = time.perf_counter()
+        sentences, skipped = read_corpus(
+            [resolve_path(p) for p in cfg["corpus"]], cfg["text_field"], cfg["lowercase"], cfg["digits_to_zero"]
+        )
+        if not sentences:
+            raise ValueError(f"no text found in field {cfg['text_field']!r} of {cfg['corpus']}")
+        read_seconds = time.perf_counter() - start
+    except (ValueError, FileNotFoundError, UnicodeDecodeError, OSError) as err:
+        print(f"word2vec: error: {err}", file=sys.stderr)
+        return 1
+    tokens = sum(len(s) for s in sentences)
+    print(f"corpus: {len(sentences)} texts, {tokens} tokens ({skipped} records without text skipped)", flush=True)
+    start = time.perf_counter()
+    model = train_vectors(sentences, cfg, params["seed"])
+    train_seconds = time.perf_counter() - start
+    out.mkdir(parents=True, exist_ok=True)
+    model.wv.save_word2vec_format(str(out / "vectors.txt"))
+    stats = {
+        "texts": len(sentences),
+        "tokens": tokens,
+        "skipped_records": skipped,
+        "vocabulary": len(model.wv),
+        "read_seconds": round(read_seconds, 1),
+        "train_seconds": round(train_seconds, 1),
+    }
+    save_json(stats, out / "stats.json")
+    print(f"{len(model.wv)} vectors of size {cfg['dim']} in {train_seconds:.0f} s -> {out / 'vectors.txt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from pipelines import word2vec
+from pipelines.embeddings import load_vectors
+from pipelines.tokenizer import normalize_word
+from pipelines.vocab import Vocabulary
+from tests.conftest import make_sentences, tiny_params
+
+
+def write_corpus(path, texts, compress=False):
+    lines = "\n".join(json.dumps({"id": i, "text": t}) for i, t in enumerate(texts)) + "\n"
+    if compress:
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            f.write(lines)
+    else:
+        path.write_text(lines, encoding="utf-8")
+    return path
+
+
+def test_read_corpus_cleans_tokenises_and_normalises(tmp_path):
+    path = write_corpus(tmp_path / "c.jsonl.gz", ["Great film.<br /><br />Saw it in 1999!", "ok"], compress=True)
+    sentences, skipped = word2vec.read_corpus([path], "text", lowercase=True, digits_to_zero=True)
+    assert sentences == [["great", "film", ".", "saw", "it", "in", "0000", "!"], ["ok"]]
+    assert skipped == 0
+
+
+def test_records_without_the_field_are_counted(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "a b"}\n{"id": 3}\n\n{"text": 5}\n')
+    sentences, skipped = word2vec.read_corpus([path], "text", True, True)
+    assert sentences == [["a", "b"]] and skipped == 2
+
+
+def test_bad_json_names_file_and_line(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "a"}\n{oops\n')
+    with pytest.raises(ValueError, match=r"c\.jsonl:2: not valid JSON"):
+        word2vec.read_corpus([path], "text", True, True)
+
+
+def test_missing_corpus_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="corpus file not found"):
+        word2vec.read_corpus([tmp_path / "nope.jsonl"], "text", True, True)
+
+
+def test_stage_is_deterministic_and_writes_loadable_vectors(tmp_path, conll_dir, capsys):
+    params = tiny_params(tmp_path, conll_dir)
+    out = tmp_path / "out" / "word2vec"
+    assert word2vec.main(["--params", str(params)]) == 0
+    first = (out / "vectors.txt").read_text()
+    assert word2vec.main(["--params", str(params)]) == 0
+    assert (out / "vectors.txt").read_text() == first
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["texts"] == 60 and stats["vocabulary"] > 20
+
+    words = {w for tokens, _ in make_sentences(60, seed=9) for w in tokens}
+    vocab = Vocabulary.from_iterable(normalize_word(w, True, True) for w in words)
+    matrix, found = load_vectors(out / "vectors.txt", vocab, 16)
+    assert found == len(vocab) - 2
+    assert np.abs(matrix[2:]).sum() > 0
+
+
+def test_stage_reports_missing_corpus(tmp_path, conll_dir, capsys):
+    import yaml
+
+    params = tiny_params(tmp_path, conll_dir)
+    cfg = yaml.safe_load(params.read_text())
+    cfg["word2vec"]["corpus"] = [str(tmp_path / "missing.jsonl")]
+    params.write_text(yaml.safe_dump(cfg))
+    assert word2vec.main(["--params", str(params)]) == 1
+    assert "corpus file not found" in capsys.readouterr().err
