@@ -87,16 +87,19 @@ def train_ner(params, out):
         "hyperparameters": {**model_cfg, **{k: cfg[k] for k in ("optimizer", "learning_rate", "lr_decay", "clipnorm", "batch_size")}},
     }
     save_json(summary, out / "train.json")
+    curves = [
+        {"epoch": int(r["epoch"]) + 1, "loss": float(r["loss"]), "val_f1": float(r["val_f1"]),
+         "epoch_seconds": float(r["epoch_seconds"])}
+        for r in history
+    ]
     with open(out / "history.json", "w") as f:
-        json.dump(
-            [
-                {"epoch": int(r["epoch"]) + 1, "loss": float(r["loss"]), "val_f1": float(r["val_f1"]),
-                 "epoch_seconds": float(r["epoch_seconds"])}
-                for r in history
-            ],
-            f,
-            indent=1,
-        )
+        json.dump(curves, f, indent=1)
+    from pipelines.plots import line_chart
+
+    (out / "plots").mkdir(exist_ok=True)
+    line_chart([c["epoch"] for c in curves],
+               {"training loss": [c["loss"] for c in curves], "validation F1": [c["val_f1"] for c in curves]},
+               out / "plots" / "history.png", "NER training", "epoch")
     return summary
 
 

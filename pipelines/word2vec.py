@@ -1,7 +1,7 @@
 """word2vec stage: word vectors from unlabelled local text, for initialising embeddings.
 
 Usage: python -m pipelines.word2vec
-Reads the JSON Lines (optionally gzip) files listed in params `word2vec.corpus`,
+Reads the JSON Lines (optionally gzip) files `word2vec.corpus_files` of `corpus_dir`,
 tokenises them with the project tokenizer, normalises words as the NER
 vocabulary does, trains word2vec (gensim) and writes a word2vec text file.
 """
@@ -79,11 +79,13 @@ def main(argv=None):
     out = resolve_path(cfg["out_dir"])
     try:
         start = time.perf_counter()
-        sentences, skipped = read_corpus(
-            [resolve_path(p) for p in cfg["corpus"]], cfg["text_field"], cfg["lowercase"], cfg["digits_to_zero"]
-        )
+        folder = resolve_path(cfg["corpus_dir"])
+        if not folder.is_dir():
+            raise FileNotFoundError(f"corpus folder not found: {folder}")
+        files = [folder / name for name in cfg["corpus_files"]]
+        sentences, skipped = read_corpus(files, cfg["text_field"], cfg["lowercase"], cfg["digits_to_zero"])
         if not sentences:
-            raise ValueError(f"no text found in field {cfg['text_field']!r} of {cfg['corpus']}")
+            raise ValueError(f"no text found in field {cfg['text_field']!r} of {', '.join(map(str, files))}")
         read_seconds = time.perf_counter() - start
     except (ValueError, FileNotFoundError, UnicodeDecodeError, OSError) as err:
         print(f"word2vec: error: {err}", file=sys.stderr)

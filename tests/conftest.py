@@ -71,11 +71,13 @@ def tiny_params(tmp_path, source, **overrides):
     ner["model"].update(word_dim=16, char_dim=8, char_filters=8, char_hidden_size=8, hidden_size=16)
     ner["train"].update(epochs=2, batch_size=8, patience=2, embeddings_file=None)
     # A tiny unlabelled corpus for the word2vec stage (run by the dvc test).
-    corpus = Path(tmp_path) / "corpus.jsonl"
+    (Path(tmp_path) / "corpus").mkdir(exist_ok=True)
+    corpus = Path(tmp_path) / "corpus" / "corpus.jsonl"
     corpus.write_text("\n".join(
         '{"text": "%s"}' % " ".join(tokens) for tokens, _ in make_sentences(60, seed=9)) + "\n")
     params["word2vec"].update(
-        out_dir=str(Path(tmp_path) / "out" / "word2vec"), corpus=[str(corpus)], dim=16, epochs=1, min_count=1
+        out_dir=str(Path(tmp_path) / "out" / "word2vec"), corpus_dir=str(corpus.parent),
+        corpus_files=[corpus.name], dim=16, epochs=1, min_count=1
     )
     for dotted, value in overrides.items():
         node = params

@@ -69,7 +69,18 @@ def test_stage_reports_missing_corpus(tmp_path, conll_dir, capsys):
 
     params = tiny_params(tmp_path, conll_dir)
     cfg = yaml.safe_load(params.read_text())
-    cfg["word2vec"]["corpus"] = [str(tmp_path / "missing.jsonl")]
+    cfg["word2vec"]["corpus_files"] = ["missing.jsonl"]
     params.write_text(yaml.safe_dump(cfg))
     assert word2vec.main(["--params", str(params)]) == 1
     assert "corpus file not found" in capsys.readouterr().err
+
+
+def test_stage_reports_missing_corpus_folder(tmp_path, conll_dir, capsys):
+    import yaml
+
+    params = tiny_params(tmp_path, conll_dir)
+    cfg = yaml.safe_load(params.read_text())
+    cfg["word2vec"]["corpus_dir"] = str(tmp_path / "nowhere")
+    params.write_text(yaml.safe_dump(cfg))
+    assert word2vec.main(["--params", str(params)]) == 1
+    assert "corpus folder not found" in capsys.readouterr().err
