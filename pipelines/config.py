@@ -36,3 +36,26 @@ def resolve_path(path, base=ROOT):
 
 def output_dir(params, task):
     return resolve_path(task_params(params, task)["out_dir"])
+
+
+def stage_setup(doc, argv, requires=None, previous_stage=None, tasks=("ner",)):
+    """Parses `<task> [--params PATH]` for a stage; returns (task, params, out) or None.
+
+    `requires` is a file name in the task's output folder that an earlier
+    stage writes; when it is missing the stage says which stage to run first.
+    """
+    import argparse
+    import sys
+
+    stage = doc.split(" ", 1)[0]
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("task", choices=list(tasks))
+    parser.add_argument("--params", default=None, help="params.yaml to read (default: the repository's)")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    task_params(params, args.task)
+    out = output_dir(params, args.task)
+    if requires and not (out / requires).exists():
+        print(f"{stage}: error: {out / requires} not found; run the {previous_stage} stage first", file=sys.stderr)
+        return None
+    return args.task, params, out

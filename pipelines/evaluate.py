@@ -3,12 +3,11 @@
 Usage: python -m pipelines.evaluate ner
 """
 
-import argparse
 import csv
 import sys
 from collections import Counter
 
-from pipelines.config import load_params, output_dir, task_params
+from pipelines.config import stage_setup
 from pipelines.vocab import load_json, save_json
 
 
@@ -105,16 +104,10 @@ def evaluate_ner(params, out):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=["ner"])
-    parser.add_argument("--params", default=None)
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    task_params(params, args.task)
-    out = output_dir(params, args.task)
-    if not (out / "model.keras").is_file():
-        print(f"evaluate: error: {out / 'model.keras'} not found; run the train stage first", file=sys.stderr)
+    setup = stage_setup(__doc__, argv, requires="model.keras", previous_stage="train")
+    if setup is None:
         return 1
+    _, params, out = setup
     m = evaluate_ner(params, out)
     print(
         f"test F1 {m['f1']:.4f} (P {m['precision']:.4f}, R {m['recall']:.4f}; "

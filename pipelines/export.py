@@ -3,14 +3,12 @@
 Usage: python -m pipelines.export ner
 """
 
-import argparse
 import shutil
 import sys
 import time
 
-import numpy as np
 
-from pipelines.config import load_params, output_dir, task_params
+from pipelines.config import stage_setup
 from pipelines.vocab import load_json, save_json
 
 
@@ -78,7 +76,7 @@ def build_ner_archive(model, vocab):
 
 
 def in_memory_tags(model, encoder, vocab, token_lists, batch_size):
-    from pipelines.ner import decode_names, predict_tag_ids
+    from pipelines.ner import predict_tag_ids
 
     ids = predict_tag_ids(model, encoder.encode(token_lists), batch_size)
     names = iob2_names(vocab["tags"])
@@ -150,16 +148,10 @@ def export_ner(params, out):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=["ner"])
-    parser.add_argument("--params", default=None)
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    task_params(params, args.task)
-    out = output_dir(params, args.task)
-    if not (out / "model.keras").is_file():
-        print(f"export: error: {out / 'model.keras'} not found; run the train stage first", file=sys.stderr)
+    setup = stage_setup(__doc__, argv, requires="model.keras", previous_stage="train")
+    if setup is None:
         return 1
+    _, params, out = setup
     report = export_ner(params, out)
     if report["mismatches"]:
         print(

@@ -1,7 +1,6 @@
 """NER helpers shared by the train, evaluate and export stages."""
 
 import keras
-import numpy as np
 from seqeval.metrics import f1_score
 
 from pipelines.batching import BucketBatcher

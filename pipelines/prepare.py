@@ -3,13 +3,12 @@
 Usage: python -m pipelines.prepare ner
 """
 
-import argparse
 import sys
 from collections import Counter
 from pathlib import Path
 
 from pipelines import conll
-from pipelines.config import load_params, output_dir, resolve_path, task_params
+from pipelines.config import resolve_path, stage_setup
 from pipelines.tokenizer import TOKENIZER_VERSION, normalize_word
 from pipelines.vocab import Vocabulary, save_json
 
@@ -231,13 +230,8 @@ def prepare_ner(cfg, out):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=["ner"])
-    parser.add_argument("--params", default=None, help="params.yaml to read (default: the repository's)")
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    cfg = task_params(params, args.task)["prepare"]
-    out = output_dir(params, args.task)
+    _, params, out = stage_setup(__doc__, argv)
+    cfg = params["ner"]["prepare"]
     try:
         stats = prepare_ner(cfg, out)
     except (DataError, conll.ConllFormatError, conll.TagSchemeError, FileNotFoundError) as err:

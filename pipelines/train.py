@@ -3,15 +3,14 @@
 Usage: python -m pipelines.train ner
 """
 
-import argparse
 import json
 import shutil
 import sys
 import time
 
-import keras
+import numpy as np
 
-from pipelines.config import load_params, output_dir, resolve_path, task_params
+from pipelines.config import resolve_path, stage_setup
 from pipelines.training import fit_resumable, make_optimizer, median_throughput, seed_everything
 from pipelines.vocab import load_json, save_json
 
@@ -56,8 +55,6 @@ def train_ner(params, out):
     train_tokens, train_tags, _ = load_split(out / "data", "train")
     val_tokens, val_tags, _ = load_split(out / "data", "validation")
     train_x = encoder.encode(train_tokens)
-    import numpy as np
-
     train_y = [np.array([tag_index[t] for t in tags], dtype=np.int32) for tags in train_tags]
     batches = BucketBatcher(train_x, train_y, batch_size=cfg["batch_size"], shuffle=True, seed=seed)
 
@@ -104,16 +101,10 @@ def train_ner(params, out):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=["ner"])
-    parser.add_argument("--params", default=None)
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    task_params(params, args.task)
-    out = output_dir(params, args.task)
-    if not (out / "vocab.json").is_file():
-        print(f"train: error: {out / 'vocab.json'} not found; run the prepare stage first", file=sys.stderr)
+    setup = stage_setup(__doc__, argv, requires="vocab.json", previous_stage="prepare")
+    if setup is None:
         return 1
+    _, params, out = setup
     summary = train_ner(params, out)
     print(
         f"best validation F1 {summary['best_val_f1']:.4f} at epoch {summary['best_epoch']} "

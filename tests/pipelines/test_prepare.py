@@ -1,14 +1,13 @@
 """The prepare stage end to end on tiny files, its error reporting and the hub branch."""
 
 import json
-import re
 from collections import Counter
 from pathlib import Path
 
 import datasets
 import pytest
 
-from pipelines import conll, prepare
+from pipelines import conll
 from pipelines.prepare import DataError, looks_like_hub_id, main, read_hub
 from tests.conftest import make_sentences, tiny_params, write_conll
 
