@@ -24,7 +24,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 benchmark: setup
-	$(BIN)/python -m pipelines.benchmark ner
+	$(BIN)/python -m pipelines.benchmark all
 
 lock:
 	$(BIN)/pip install --quiet -r requirements.in

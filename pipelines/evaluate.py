@@ -1,13 +1,13 @@
 """evaluate stage: scores the trained model on the test split.
 
-Usage: python -m pipelines.evaluate ner
+Usage: python -m pipelines.evaluate ner|sentiment
 """
 
 import csv
 import sys
 from collections import Counter
 
-from pipelines.config import stage_setup
+from pipelines.config import TASKS, stage_setup
 from pipelines.vocab import load_json, save_json
 
 
@@ -20,19 +20,19 @@ def entity_metrics(gold, pred):
         report = classification_report(gold, pred, output_dict=True, zero_division=0, **mode)
         per_type = {
             name: {
-                "precision": round(r["precision"], 5),
-                "recall": round(r["recall"], 5),
-                "f1": round(r["f1-score"], 5),
+                "precision": round(float(r["precision"]), 5),
+                "recall": round(float(r["recall"]), 5),
+                "f1": round(float(r["f1-score"]), 5),
                 "support": int(r["support"]),
             }
             for name, r in report.items()
             if not name.endswith(" avg")
         }
         return {
-            "precision": round(precision_score(gold, pred, zero_division=0, **mode), 5),
-            "recall": round(recall_score(gold, pred, zero_division=0, **mode), 5),
-            "f1": round(f1_score(gold, pred, zero_division=0, **mode), 5),
-            "macro_f1": round(f1_score(gold, pred, average="macro", zero_division=0, **mode), 5),
+            "precision": round(float(precision_score(gold, pred, zero_division=0, **mode)), 5),
+            "recall": round(float(recall_score(gold, pred, zero_division=0, **mode)), 5),
+            "f1": round(float(f1_score(gold, pred, zero_division=0, **mode)), 5),
+            "macro_f1": round(float(f1_score(gold, pred, average="macro", zero_division=0, **mode)), 5),
             "per_type": per_type,
         }
 
@@ -104,10 +104,19 @@ def evaluate_ner(params, out):
 
 
 def main(argv=None):
-    setup = stage_setup(__doc__, argv, requires="model.keras", previous_stage="train")
+    setup = stage_setup(__doc__, argv, requires="model.keras", previous_stage="train", tasks=TASKS)
     if setup is None:
         return 1
-    _, params, out = setup
+    task, params, out = setup
+    if task == "sentiment":
+        from pipelines.sentiment import evaluate_sentiment
+
+        m = evaluate_sentiment(params, out)
+        auc = f", ROC-AUC {m['roc_auc']:.4f}" if "roc_auc" in m else ""
+        print(f"test accuracy {m['accuracy']:.4f} (macro F1 {m['macro_f1']:.4f}{auc})")
+        for name, r in m["per_class"].items():
+            print(f"  {name:10s} P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} ({r['support']})")
+        return 0
     m = evaluate_ner(params, out)
     print(
         f"test F1 {m['f1']:.4f} (P {m['precision']:.4f}, R {m['recall']:.4f}; "

@@ -1,6 +1,6 @@
 """export stage: SavedModel that takes raw text, checked against the in-memory model.
 
-Usage: python -m pipelines.export ner
+Usage: python -m pipelines.export ner|sentiment
 """
 
 import shutil
@@ -8,7 +8,7 @@ import sys
 import time
 
 
-from pipelines.config import stage_setup
+from pipelines.config import TASKS, stage_setup
 from pipelines.vocab import load_json, save_json
 
 
@@ -148,21 +148,27 @@ def export_ner(params, out):
 
 
 def main(argv=None):
-    setup = stage_setup(__doc__, argv, requires="model.keras", previous_stage="train")
+    setup = stage_setup(__doc__, argv, requires="model.keras", previous_stage="train", tasks=TASKS)
     if setup is None:
         return 1
-    _, params, out = setup
-    report = export_ner(params, out)
+    task, params, out = setup
+    if task == "sentiment":
+        from pipelines.sentiment import export_sentiment
+
+        report = export_sentiment(params, out)
+        checked = report["test_documents_checked"]
+    else:
+        report = export_ner(params, out)
+        checked = report["test_sentences_checked"]
     if report["mismatches"]:
         print(
             f"export: error: the SavedModel disagrees with the in-memory model on "
-            f"{report['mismatches']} of {report['test_sentences_checked']} test sentences; first: "
-            f"{report['first_mismatches'][0]}",
+            f"{report['mismatches']} of {checked} test {'documents' if task == 'sentiment' else 'sentences'}; "
+            f"first: {report['first_mismatches'][0]}",
             file=sys.stderr,
         )
         return 1
-    print(f"wrote {out / report['saved_model']}; parity with the in-memory model on "
-          f"{report['test_sentences_checked']} test sentences")
+    print(f"wrote {out / report['saved_model']}; parity with the in-memory model on {checked} test examples")
     return 0
 
 

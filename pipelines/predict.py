@@ -1,11 +1,13 @@
-"""Tags raw text with an exported SavedModel.
+"""Runs an exported SavedModel on raw text.
 
 Usage:
   python -m pipelines.predict ner "EU rejects German call to boycott British lamb."
+  python -m pipelines.predict sentiment "A wonderful, moving film."
   python -m pipelines.predict ner --jsonl inputs.jsonl      # or --jsonl - for stdin
-Each JSON Lines input is an object with a "text" field (or a bare JSON string);
-each output line is {"text": ..., "entities": [{"type", "text", "start", "end"}]}
-with character offsets into the text (end exclusive).
+Each JSON Lines input is an object with a "text" field (or a bare JSON string).
+NER output lines are {"text": ..., "entities": [{"type", "text", "start", "end"}]}
+with character offsets into the text (end exclusive); sentiment output lines are
+{"text": ..., "label": ..., "probabilities": {label: p, ...}}.
 """
 
 import argparse
@@ -75,12 +77,12 @@ def read_jsonl(stream, name):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description="Tag raw text with an exported SavedModel.",
+        description="Run an exported SavedModel on raw text.",
         epilog=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("task", choices=["ner"])
-    parser.add_argument("texts", nargs="*", help="texts to tag")
+    parser.add_argument("task", choices=["ner", "sentiment"])
+    parser.add_argument("texts", nargs="*", help="texts to run the model on")
     parser.add_argument("--model", help="SavedModel folder (default: the export stage's output)")
     parser.add_argument("--jsonl", help="JSON Lines file of inputs, or - for stdin")
     parser.add_argument("--params", default=None)
@@ -99,7 +101,12 @@ def main(argv=None):
                 texts = read_jsonl(f, args.jsonl)
         else:
             texts = args.texts
-        predictor = NerPredictor(model_dir)
+        if args.task == "sentiment":
+            from pipelines.sentiment import SentimentPredictor
+
+            predictor = SentimentPredictor(model_dir)
+        else:
+            predictor = NerPredictor(model_dir)
     except (ValueError, FileNotFoundError, UnicodeDecodeError) as err:
         print(f"predict: error: {err}", file=sys.stderr)
         return 1

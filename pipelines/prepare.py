@@ -1,6 +1,7 @@
-"""prepare stage: source data -> DatasetDict with ClassLabel tags, vocabularies, stats.
+"""prepare stage: source data -> DatasetDict with ClassLabel labels, vocabularies, stats.
 
-Usage: python -m pipelines.prepare ner
+Usage: python -m pipelines.prepare ner|sentiment
+(The sentiment branch lives in pipelines/documents.py.)
 """
 
 import sys
@@ -229,8 +230,31 @@ def prepare_ner(cfg, out):
     return stats
 
 
+def prepare_sentiment(cfg, out, seed):
+    """Document classification data; see pipelines/documents.py."""
+    from pipelines import documents  # imported here: documents imports this module
+
+    return documents.prepare(cfg, out, seed)
+
+
+def main_sentiment(params, out):
+    from pipelines import documents
+
+    try:
+        stats = prepare_sentiment(params["sentiment"]["prepare"], out, params["seed"])
+    except (DataError, FileNotFoundError) as err:
+        print(f"prepare: error: {err}", file=sys.stderr)
+        return 1
+    for line in documents.summary_lines(stats):
+        print(line)
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv=None):
-    _, params, out = stage_setup(__doc__, argv)
+    task, params, out = stage_setup(__doc__, argv, tasks=("ner", "sentiment"))
+    if task == "sentiment":
+        return main_sentiment(params, out)
     cfg = params["ner"]["prepare"]
     try:
         stats = prepare_ner(cfg, out)

@@ -1,6 +1,6 @@
 """train stage: fits the model on train, selects the epoch on validation.
 
-Usage: python -m pipelines.train ner
+Usage: python -m pipelines.train ner|sentiment
 """
 
 import json
@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from pipelines.config import resolve_path, stage_setup
+from pipelines.config import TASKS, resolve_path, stage_setup
 from pipelines.training import fit_resumable, make_optimizer, median_throughput, seed_everything
 from pipelines.vocab import load_json, save_json
 
@@ -93,18 +93,26 @@ def train_ner(params, out):
         json.dump(curves, f, indent=1)
     from pipelines.plots import line_chart
 
-    (out / "plots").mkdir(exist_ok=True)
     line_chart([c["epoch"] for c in curves],
                {"training loss": [c["loss"] for c in curves], "validation F1": [c["val_f1"] for c in curves]},
-               out / "plots" / "history.png", "NER training", "epoch")
+               out / "history.png", "NER training", "epoch")
     return summary
 
 
 def main(argv=None):
-    setup = stage_setup(__doc__, argv, requires="vocab.json", previous_stage="prepare")
+    setup = stage_setup(__doc__, argv, requires="vocab.json", previous_stage="prepare", tasks=TASKS)
     if setup is None:
         return 1
-    _, params, out = setup
+    task, params, out = setup
+    if task == "sentiment":
+        from pipelines.sentiment import train_sentiment
+
+        summary = train_sentiment(params, out)
+        monitor = params["sentiment"]["train"].get("monitor", "val_accuracy")
+        print(f"best {monitor} {summary['best_' + monitor]:.4f} at epoch {summary['best_epoch']} "
+              f"({summary['epochs_run']} epochs, {summary['train_seconds']} s, "
+              f"{summary['train_tokens_per_second']} tokens/s)")
+        return 0
     summary = train_ner(params, out)
     print(
         f"best validation F1 {summary['best_val_f1']:.4f} at epoch {summary['best_epoch']} "

@@ -98,7 +98,8 @@ class ModelSelector(keras.callbacks.Callback):
         self.state_path.write_text(json.dumps(self.state))
 
 
-def fit_resumable(model, train_data, epochs, work_dir, monitor, patience, callbacks=(), mode="max"):
+def fit_resumable(model, train_data, epochs, work_dir, monitor, patience, callbacks=(), mode="max",
+                  validation_data=None):
     """Fits with BackupAndRestore; returns (selector, timer, history rows).
 
     `work_dir` must survive an interruption (a persisted DVC output): it holds
@@ -125,6 +126,7 @@ def fit_resumable(model, train_data, epochs, work_dir, monitor, patience, callba
     model.fit(
         train_data,
         epochs=epochs,
+        validation_data=validation_data,
         callbacks=all_callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )

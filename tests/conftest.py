@@ -52,6 +52,35 @@ def write_conll(path, sentences, columns=4, docstart=True):
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+POSITIVE = ["a wonderful film", "great acting and a moving story", "I loved every minute",
+            "superb direction", "the best movie this year"]
+NEGATIVE = ["a dull mess", "terrible acting and a boring plot", "I hated every minute",
+            "awful direction", "the worst movie this year"]
+
+
+def make_reviews(n, seed, labels=(0, 1)):
+    """JSON-able review records whose words give the label away; deterministic."""
+    rng = random.Random(seed)
+    pools = {0: NEGATIVE, 1: POSITIVE, 2: ["it was fine", "an average film", "neither good nor bad"]}
+    rows = []
+    for i in range(n):
+        label = labels[i % len(labels)]
+        text = " . ".join(rng.sample(pools[label], 2)) + ".<br /><br />Seen in 2024 ."
+        rows.append({"id": f"r{seed}-{i}", "text": text, "label": label})
+    return rows
+
+
+def write_reviews(folder, train=40, test=16, labels=(0, 1)):
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n, seed in (("train.jsonl", train, 1), ("test.jsonl", test, 2)):
+        rows = make_reviews(n, seed, labels)
+        (folder / name).write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return folder
+
+
 @pytest.fixture
 def conll_dir(tmp_path):
     folder = tmp_path / "conll"
@@ -79,6 +108,15 @@ def tiny_params(tmp_path, source, **overrides):
         out_dir=str(Path(tmp_path) / "out" / "word2vec"), corpus_dir=str(corpus.parent),
         corpus_files=[corpus.name], dim=16, epochs=1, min_count=1
     )
+    sentiment = params["sentiment"]
+    sentiment["out_dir"] = str(tmp_path / "out" / "sentiment")
+    sentiment["prepare"].update(
+        source=str(write_reviews(Path(tmp_path) / "reviews")),
+        files={"train": "train.jsonl", "validation": None, "test": "test.jsonl"},
+        validation_size=0.25, min_word_count=1, max_vocab=None, max_tokens=12,
+    )
+    sentiment["model"].update(embedding_dim=16, hidden_size=8, attention_units=8)
+    sentiment["train"].update(epochs=2, batch_size=8, patience=2, embeddings_file=None)
     for dotted, value in overrides.items():
         node = params
         *parents, leaf = dotted.split(".")

@@ -41,8 +41,10 @@ def project(tmp_path_factory):
     write_conll(source / "test.txt", make_sentences(8, seed=3))
     params = yaml.safe_load(tiny_params(tmp, source).read_text())
     params["ner"]["out_dir"] = "outputs/ner"  # inside the repo, as in the real params
+    params["sentiment"]["out_dir"] = "outputs/sentiment"
     params["word2vec"]["out_dir"] = "outputs/word2vec"
     params["ner"]["train"]["embeddings_file"] = "outputs/word2vec/vectors.txt"
+    params["sentiment"]["train"]["embeddings_file"] = "outputs/word2vec/vectors.txt"
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     run(["git", "init", "-q"], repo)
     run([str(DVC), "init", "-q"], repo)
@@ -53,13 +55,15 @@ def project(tmp_path_factory):
 
 def test_repro_runs_every_stage(project):
     repo, first = project
-    for stage in ("word2vec", "prepare@ner", "train@ner", "evaluate@ner", "export@ner"):
+    for stage in ("word2vec", "prepare@ner", "train@ner", "evaluate@ner", "export@ner",
+                  "prepare@sentiment", "train@sentiment", "evaluate@sentiment", "export@sentiment"):
         assert f"Running stage '{stage}'" in first
     summary = json.loads((repo / "outputs" / "ner" / "train.json").read_text())
     assert summary["embeddings_found"] > 10  # the word2vec output initialised the tagger
     metrics = json.loads(run([str(DVC), "metrics", "show", "--json"], repo))
     flat = json.dumps(metrics)
     assert '"f1"' in flat and '"best_val_f1"' in flat and '"mismatches": 0' in flat
+    assert '"accuracy"' in flat and '"roc_auc"' in flat and '"best_val_accuracy"' in flat
 
 
 def test_second_repro_is_a_no_op(project):
@@ -75,5 +79,5 @@ def test_changing_evaluate_params_reruns_only_evaluate(project):
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     out = run([str(DVC), "repro"], repo)
     assert "Running stage 'evaluate@ner'" in out
-    for stage in ("word2vec", "prepare@ner", "train@ner", "export@ner"):
+    for stage in ("word2vec", "prepare@ner", "train@ner", "export@ner", "evaluate@sentiment"):
         assert f"Running stage '{stage}'" not in out

@@ -35,7 +35,7 @@ def run_dir(tmp_path_factory):
 def test_stages_write_their_outputs(run_dir):
     _, _, out = run_dir
     for name in ("data", "vocab.json", "stats.json", "model.keras", "train.json", "history.json",
-                 "metrics.json", "predictions.conll", "plots/history.png", "plots/per_type_f1.csv", "plots/confusion.csv",
+                 "metrics.json", "predictions.conll", "history.png", "plots/per_type_f1.csv", "plots/confusion.csv",
                  "plots/per_type_f1.png", "plots/confusion.png", "saved_model/saved_model.pb", "export.json"):
         assert (out / name).exists(), name
 
