@@ -1,6 +1,5 @@
 """Notebooks are committed without outputs and run top to bottom on a fixture run."""
 
-from pathlib import Path
 
 import nbformat
 import pytest
