@@ -81,3 +81,15 @@ def test_changing_evaluate_params_reruns_only_evaluate(project):
     assert "Running stage 'evaluate@ner'" in out
     for stage in ("word2vec", "prepare@ner", "train@ner", "export@ner", "evaluate@sentiment"):
         assert f"Running stage '{stage}'" not in out
+
+
+def test_dvc_exp_run_with_a_param_override(project):
+    """`dvc exp run -S` (how users try settings) runs from a commit and records metrics."""
+    repo, _ = project
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"], repo)
+    out = run([str(DVC), "exp", "run", "-S", "sentiment.evaluate.batch_size=3", "-n", "small-eval"], repo)
+    assert "Running stage 'evaluate@sentiment'" in out
+    assert "Running stage 'train@sentiment'" not in out
+    shown = json.loads(run([str(DVC), "exp", "show", "--json"], repo))
+    assert "small-eval" in json.dumps(shown)
