@@ -98,9 +98,10 @@ def train_sentiment(params, out):
     from pipelines.batching import BucketBatcher
     from pipelines.train import init_embeddings
     from pipelines.training import fit_resumable, make_optimizer, median_throughput, seed_everything
+    from pipelines.tune import tuned_settings
 
-    cfg = params["sentiment"]["train"]
-    model_cfg = dict(params["sentiment"]["model"])
+    model_cfg, cfg, source = tuned_settings(params, "sentiment", out, params["sentiment"]["model"],
+                                            params["sentiment"]["train"])
     seed = params["seed"]
     seed_everything(seed)
     encoder = DocumentEncoder.from_vocab_file(out / "vocab.json")
@@ -133,6 +134,7 @@ def train_sentiment(params, out):
         "embeddings_found": embeddings_found,
         "hyperparameters": {**model_cfg, **{k: cfg.get(k) for k in
                                             ("optimizer", "learning_rate", "lr_decay", "clipnorm", "batch_size")}},
+        "hyperparameters_source": source,
     }
     save_json(summary, out / "train.json")
     curves = [

@@ -43,9 +43,9 @@ def train_ner(params, out):
     from pipelines.batching import BucketBatcher
     from pipelines.features import TokenEncoder
     from pipelines.ner import EntityF1Callback, load_split
+    from pipelines.tune import tuned_settings
 
-    cfg = params["ner"]["train"]
-    model_cfg = dict(params["ner"]["model"])
+    model_cfg, cfg, source = tuned_settings(params, "ner", out, params["ner"]["model"], params["ner"]["train"])
     seed = params["seed"]
     seed_everything(seed)
 
@@ -82,6 +82,7 @@ def train_ner(params, out):
         "train_tokens_per_second": round(median_throughput(n_tokens, timer.seconds)),
         "embeddings_found": embeddings_found,
         "hyperparameters": {**model_cfg, **{k: cfg[k] for k in ("optimizer", "learning_rate", "lr_decay", "clipnorm", "batch_size")}},
+        "hyperparameters_source": source,
     }
     save_json(summary, out / "train.json")
     curves = [

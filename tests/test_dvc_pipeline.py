@@ -55,11 +55,13 @@ def project(tmp_path_factory):
 
 def test_repro_runs_every_stage(project):
     repo, first = project
-    for stage in ("word2vec", "prepare@ner", "train@ner", "evaluate@ner", "export@ner",
+    for stage in ("word2vec", "prepare@ner", "tune@ner", "tune@sentiment", "train@ner", "evaluate@ner", "export@ner",
                   "prepare@sentiment", "train@sentiment", "evaluate@sentiment", "export@sentiment"):
         assert f"Running stage '{stage}'" in first
     summary = json.loads((repo / "outputs" / "ner" / "train.json").read_text())
     assert summary["embeddings_found"] > 10  # the word2vec output initialised the tagger
+    assert summary["hyperparameters_source"] == "params"  # tuning is off by default
+    assert json.loads((repo / "outputs" / "ner" / "best_hyperparameters.json").read_text())["enabled"] is False
     metrics = json.loads(run([str(DVC), "metrics", "show", "--json"], repo))
     flat = json.dumps(metrics)
     assert '"f1"' in flat and '"best_val_f1"' in flat and '"mismatches": 0' in flat
@@ -79,7 +81,7 @@ def test_changing_evaluate_params_reruns_only_evaluate(project):
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     out = run([str(DVC), "repro"], repo)
     assert "Running stage 'evaluate@ner'" in out
-    for stage in ("word2vec", "prepare@ner", "train@ner", "export@ner", "evaluate@sentiment"):
+    for stage in ("word2vec", "prepare@ner", "tune@ner", "tune@sentiment", "train@ner", "export@ner", "evaluate@sentiment"):
         assert f"Running stage '{stage}'" not in out
 
 
