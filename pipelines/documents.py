@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.config import resolve_path
-from pipelines.prepare import DataError, looks_like_hub_id
+from pipelines.prepare import DataError, load_hub_dataset, looks_like_hub_id
 from pipelines.tokenizer import TOKENIZER_VERSION, clean_markup, normalize_word, tokenize
 from pipelines.vocab import Vocabulary, save_json
 
@@ -303,13 +303,7 @@ def read_hub(source, cfg):
     """{split: [Document]}, read stats and the ClassLabel names (or None) of a hub dataset."""
     import datasets
 
-    try:
-        ds = datasets.load_dataset(source, cfg.get("hub_config"))
-    except Exception as err:  # the hub client raises many types (offline, 404, auth)
-        raise DataError(
-            f"{source!r} is not a local folder ({resolve_path(source)} does not exist) and could not be "
-            f"loaded from the Hugging Face hub: {type(err).__name__}: {err}"
-        ) from err
+    ds = load_hub_dataset(source, cfg)
     text_col, label_col, id_col = cfg["text_column"], cfg["label_column"], cfg.get("id_column")
     columns = [c for c in (text_col, label_col, id_col) if c is not None]
     for split in ("train", "test"):

@@ -18,8 +18,8 @@ from pathlib import Path
 from pipelines.config import load_params, output_dir
 
 
-class NerPredictor:
-    """Wraps the SavedModel's serving signature and maps tags to character spans."""
+class ServedModel:
+    """An exported SavedModel's `serving_default` signature, called in batches of raw text."""
 
     def __init__(self, saved_model_dir, batch_size=64):
         import tensorflow as tf
@@ -31,14 +31,22 @@ class NerPredictor:
         self.serve = tf.saved_model.load(str(path)).signatures["serving_default"]
         self.batch_size = batch_size
 
+    def batches(self, texts):
+        """Yields (texts of the batch, the signature's outputs for them)."""
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            yield batch, self.serve(text=self._tf.constant(batch, dtype=self._tf.string))
+
+
+class NerPredictor(ServedModel):
+    """Maps the tagger SavedModel's tags to character spans."""
+
     def predict(self, texts):
         from pipelines.conll import get_spans
         from pipelines.tokenizer import tokenize_with_offsets
 
         results = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = texts[start : start + self.batch_size]
-            out = self.serve(text=self._tf.constant(batch, dtype=self._tf.string))
+        for batch, out in self.batches(texts):
             lengths = out["num_tokens"].numpy()
             tokens, tags = out["tokens"].numpy(), out["tags"].numpy()
             for row, text in enumerate(batch):

@@ -59,17 +59,22 @@ def read_local_conll(folder, files, cfg):
     return splits, read_stats
 
 
-def read_hub(source, cfg):
-    """Loads a hub dataset whose tags are a ClassLabel sequence (e.g. eriktks/conll2003)."""
+def load_hub_dataset(source, cfg):
+    """`datasets.load_dataset`, with a clear error when neither a folder nor a reachable hub id."""
     import datasets
 
     try:
-        ds = datasets.load_dataset(source, cfg.get("hub_config"))
+        return datasets.load_dataset(source, cfg.get("hub_config"))
     except Exception as err:  # the hub client raises many types (offline, 404, auth)
         raise DataError(
             f"{source!r} is not a local folder ({resolve_path(source)} does not exist) and could not be "
             f"loaded from the Hugging Face hub: {type(err).__name__}: {err}"
         ) from err
+
+
+def read_hub(source, cfg):
+    """Loads a hub dataset whose tags are a ClassLabel sequence (e.g. eriktks/conll2003)."""
+    ds = load_hub_dataset(source, cfg)
     tokens_col, tags_col = cfg.get("hub_tokens_column", "tokens"), cfg.get("hub_tags_column", "ner_tags")
     splits = {}
     for split in SPLITS:

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from pipelines.predict import ServedModel
 from pipelines.tokenizer import clean_markup, normalize_word, tokenize
 from pipelines.vocab import Vocabulary, load_json, save_json
 
@@ -344,26 +345,12 @@ def export_sentiment(params, out):
     return report
 
 
-class SentimentPredictor:
-    """Wraps the SavedModel's serving signature: label and probabilities per text."""
-
-    def __init__(self, saved_model_dir, batch_size=64):
-        from pathlib import Path
-
-        import tensorflow as tf
-
-        path = Path(saved_model_dir)
-        if not (path / "saved_model.pb").is_file():
-            raise FileNotFoundError(f"no SavedModel at {path} (expected {path / 'saved_model.pb'})")
-        self._tf = tf
-        self.serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-        self.batch_size = batch_size
+class SentimentPredictor(ServedModel):
+    """Label and probabilities per text from the classifier SavedModel."""
 
     def predict(self, texts):
         results = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = texts[start : start + self.batch_size]
-            out = self.serve(text=self._tf.constant(batch, dtype=self._tf.string))
+        for batch, out in self.batches(texts):
             probs, classes = out["probabilities"].numpy(), out["classes"].numpy()
             for row, text in enumerate(batch):
                 names = [c.decode("utf-8") for c in classes[row]]
