@@ -3,6 +3,7 @@
 import keras
 from keras import layers, ops
 
+from models.runtime import scale_loss_for_replicas
 from models.sequence_pooling import POOLING_MODES, SequencePooling
 from models.word_dropout import WordDropout
 
@@ -52,6 +53,9 @@ class TextClassifier(keras.Model):
         sigmoid_for_binary: bool, one sigmoid logit instead of two softmax
             logits when `num_classes == 2`.
         oov_id: int, id of the unknown word.
+        rnn_mask: bool, pass the padding mask to the recurrent layers; False
+            is only correct on batches without padding and lets the Bi-RNNs
+            use cuDNN under JAX and torch (the pooling is masked either way).
 
     Example:
     >>> model = TextClassifier(vocab_size=1000, num_classes=2, pooling="attention")
@@ -75,6 +79,7 @@ class TextClassifier(keras.Model):
         word_dropout=0.0,
         sigmoid_for_binary=True,
         oov_id=1,
+        rnn_mask=True,
         **kwargs,
     ):
         if rnn_type not in RNN_TYPES:
@@ -110,7 +115,7 @@ class TextClassifier(keras.Model):
         mask = ops.not_equal(words, 0)
         x = embedding_dropout(embedding(word_dropout_layer(words)))
         for rnn in rnn_layers:
-            x = rnn(x, mask=mask)
+            x = rnn(x, mask=mask if rnn_mask else None)
         x = pooled_dropout(pooling_layer(x, mask=mask))
         logits = logits_layer(x)
         super().__init__(inputs={"words": words}, outputs=logits, **kwargs)
@@ -129,6 +134,7 @@ class TextClassifier(keras.Model):
         self.sigmoid_for_binary = bool(sigmoid_for_binary)
         self.oov_id = int(oov_id)
         self.num_logits = num_logits
+        self.rnn_mask = bool(rnn_mask)
 
         # === Layer references (for `attention`) ===
         self.word_dropout_layer = word_dropout_layer
@@ -173,7 +179,7 @@ class TextClassifier(keras.Model):
         x = self.word_dropout_layer(words, training=False)
         x = self.embedding_dropout(self.word_embedding(x), training=False)
         for rnn in self.rnn_layers:
-            x = rnn(x, mask=mask, training=False)
+            x = rnn(x, mask=mask if self.rnn_mask else None, training=False)
         return self.pooling_layer.attention_weights(x, mask)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -194,7 +200,7 @@ class TextClassifier(keras.Model):
         loss = ops.mean(per_example)
         if self.losses:
             loss = loss + ops.sum(self.losses)
-        return loss
+        return scale_loss_for_replicas(loss)
 
     def predict_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -216,6 +222,7 @@ class TextClassifier(keras.Model):
             "word_dropout": self.word_dropout,
             "sigmoid_for_binary": self.sigmoid_for_binary,
             "oov_id": self.oov_id,
+            "rnn_mask": self.rnn_mask,
         }
 
     @classmethod

@@ -5,6 +5,7 @@ from keras import layers, ops
 
 from models.char_encoder import CharEncoder
 from models.crf import CRF
+from models.runtime import scale_loss_for_replicas
 from models.word_dropout import WordDropout
 
 RNN_TYPES = ("lstm", "gru")
@@ -46,6 +47,10 @@ class SequenceTagger(keras.Model):
         word_dropout: float, probability of replacing a word by OOV in training.
         use_crf: bool, linear-chain CRF output instead of a per-token softmax.
         oov_id: int, id of the unknown word.
+        rnn_mask: bool, pass the padding mask to the recurrent layers. A model
+            built with False is only correct on batches without padding (see
+            `BucketBatcher(exact_lengths=True)`), and in exchange its Bi-RNNs
+            can run on cuDNN under JAX and torch, which refuse any mask.
 
     Example:
     >>> tagger = SequenceTagger(word_vocab_size=100, char_vocab_size=40, num_tags=5)
@@ -70,6 +75,7 @@ class SequenceTagger(keras.Model):
         word_dropout=0.05,
         use_crf=True,
         oov_id=1,
+        rnn_mask=True,
         **kwargs,
     ):
         if rnn_type not in RNN_TYPES:
@@ -101,11 +107,12 @@ class SequenceTagger(keras.Model):
             x = layers.Concatenate(name="token_features")([x, char_features])
         x = layers.Dropout(dropout, name="embedding_dropout")(x)
         for i in range(int(num_layers)):
-            x = _rnn_layer(rnn_type, int(hidden_size), f"bi_{rnn_type}_{i}")(x, mask=mask)
+            x = _rnn_layer(rnn_type, int(hidden_size), f"bi_{rnn_type}_{i}")(x, mask=mask if rnn_mask else None)
             x = layers.Dropout(dropout, name=f"rnn_dropout_{i}")(x)
         logits = layers.Dense(num_tags, dtype="float32", name="tag_logits")(x)
         if use_crf:
-            logits = CRF(num_tags, name="crf")(logits)
+            # float32 even under mixed precision: the forward algorithm sums exponentials.
+            logits = CRF(num_tags, dtype="float32", name="crf")(logits)
         super().__init__(inputs={"words": words, "chars": chars}, outputs=logits, **kwargs)
 
         self.word_vocab_size = int(word_vocab_size)
@@ -124,6 +131,7 @@ class SequenceTagger(keras.Model):
         self.word_dropout = float(word_dropout)
         self.use_crf = bool(use_crf)
         self.oov_id = int(oov_id)
+        self.rnn_mask = bool(rnn_mask)
 
     @staticmethod
     def token_mask(inputs):
@@ -148,7 +156,7 @@ class SequenceTagger(keras.Model):
             loss = ops.sum(per_token * weights) / ops.maximum(ops.sum(weights), 1.0)
         if self.losses:
             loss = loss + ops.sum(self.losses)
-        return loss
+        return scale_loss_for_replicas(loss)
 
     def predict_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -175,6 +183,7 @@ class SequenceTagger(keras.Model):
             "word_dropout": self.word_dropout,
             "use_crf": self.use_crf,
             "oov_id": self.oov_id,
+            "rnn_mask": self.rnn_mask,
         }
 
     @classmethod

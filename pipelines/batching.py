@@ -1,7 +1,5 @@
 """Length-bucketing batches of right-padded NumPy arrays, shared by both tasks."""
 
-import math
-
 import keras
 import numpy as np
 
@@ -26,6 +24,11 @@ class BucketBatcher(keras.utils.PyDataset):
     shuffled. Without shuffling, batches follow length order and
     `batch_indices[i]` tells which examples batch `i` holds.
 
+    With `exact_lengths=True` a batch only holds examples of one length, so
+    its first feature has no padding at all: a model can then run its
+    recurrent layers without a mask, which is what lets Keras pick the cuDNN
+    kernel under JAX and torch. Rare lengths give smaller batches.
+
     Args:
         features: dict name -> list of per-example arrays (1-D or 2-D).
         labels: None, a list of per-example arrays (sequence labels) or a 1-D
@@ -33,9 +36,11 @@ class BucketBatcher(keras.utils.PyDataset):
         batch_size: int, examples per batch.
         shuffle: bool.
         seed: int, seed of the shuffling.
+        exact_lengths: bool, batches of equal-length examples only.
     """
 
-    def __init__(self, features, labels=None, batch_size=32, shuffle=False, seed=0, **kwargs):
+    def __init__(self, features, labels=None, batch_size=32, shuffle=False, seed=0, exact_lengths=False,
+                 **kwargs):
         super().__init__(**kwargs)
         names = list(features)
         if not names:
@@ -54,6 +59,7 @@ class BucketBatcher(keras.utils.PyDataset):
         self.labels = labels
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        self.exact_lengths = bool(exact_lengths)
         self.rng = np.random.default_rng(seed)
         self.lengths = np.array([len(a) for a in features[names[0]]])
         # Per-example shapes of every feature, to know each batch's padded shape.
@@ -71,7 +77,14 @@ class BucketBatcher(keras.utils.PyDataset):
         else:
             keys = self.lengths
         order = np.argsort(keys, kind="stable")
-        batches = [order[i : i + self.batch_size] for i in range(0, self.size, self.batch_size)]
+        if self.exact_lengths:
+            # Jitter never reorders different lengths, so each length is a run of `order`.
+            sorted_lengths = self.lengths[order]
+            starts = np.flatnonzero(np.r_[True, sorted_lengths[1:] != sorted_lengths[:-1]])
+            runs = np.split(order, starts[1:])
+            batches = [run[i : i + self.batch_size] for run in runs for i in range(0, len(run), self.batch_size)]
+        else:
+            batches = [order[i : i + self.batch_size] for i in range(0, self.size, self.batch_size)]
         if self.shuffle:
             self.rng.shuffle(batches)
         self.batch_indices = self._distinct_shapes_first(batches)
@@ -97,7 +110,7 @@ class BucketBatcher(keras.utils.PyDataset):
         return batches
 
     def __len__(self):
-        return math.ceil(self.size / self.batch_size)
+        return len(self.batch_indices)
 
     def __getitem__(self, index):
         idx = self.batch_indices[index]

@@ -20,7 +20,9 @@ def load_split(data_dir, split):
 
 def predict_tag_ids(model, features, batch_size=256):
     """Decoded tag ids per sentence, in input order, each as long as its sentence."""
-    batcher = BucketBatcher(features, None, batch_size=batch_size, shuffle=False)
+    # A model trained padding-free (rnn_mask False) is only right on unpadded batches.
+    batcher = BucketBatcher(features, None, batch_size=batch_size, shuffle=False,
+                            exact_lengths=not getattr(model, "rnn_mask", True))
     out = [None] * batcher.size
     for i in range(len(batcher)):
         (x,) = batcher[i]

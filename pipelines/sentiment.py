@@ -68,7 +68,9 @@ def predict_probabilities(model, features, batch_size=256):
 
     from pipelines.batching import BucketBatcher
 
-    batcher = BucketBatcher(features, None, batch_size=batch_size, shuffle=False)
+    # A model trained padding-free (rnn_mask False) is only right on unpadded batches.
+    batcher = BucketBatcher(features, None, batch_size=batch_size, shuffle=False,
+                            exact_lengths=not getattr(model, "rnn_mask", True))
     out = None
     for i in range(len(batcher)):
         (x,) = batcher[i]
@@ -98,33 +100,38 @@ def build_model(model_cfg, vocab):
 def train_sentiment(params, out):
     from pipelines.batching import BucketBatcher
     from pipelines.train import init_embeddings
-    from pipelines.training import fit_resumable, make_optimizer, median_throughput, seed_everything
+    from pipelines.training import (fit_resumable, make_optimizer, median_throughput, save_inference_model,
+                                    seed_everything, training_runtime)
     from pipelines.tune import tuned_settings
 
     model_cfg, cfg, source = tuned_settings(params, "sentiment", out, params["sentiment"]["model"],
                                             params["sentiment"]["train"])
     seed = params["seed"]
-    seed_everything(seed)
+    seed_everything(seed, deterministic=cfg.get("jit_compile") is not True)  # TF refuses XLA otherwise
     encoder = DocumentEncoder.from_vocab_file(out / "vocab.json")
     _, train_tokens, train_y, _ = load_documents(out / "data", "train")
     _, val_tokens, val_y, _ = load_documents(out / "data", "validation")
-    batches = BucketBatcher(encoder.encode(train_tokens), train_y, batch_size=cfg["batch_size"], shuffle=True,
-                            seed=seed)
-    val_batches = BucketBatcher(encoder.encode(val_tokens), val_y, batch_size=cfg["eval_batch_size"])
-
-    model = build_model(model_cfg, encoder.vocab)
-    embeddings_found = None
-    if cfg.get("embeddings_file"):
-        embeddings_found = init_embeddings(model, cfg["embeddings_file"], encoder, seed)
-    model.compile(optimizer=make_optimizer(cfg, len(batches)), metrics=[model.accuracy_metric()])
-    monitor = cfg.get("monitor", "val_accuracy")
-    start = time.perf_counter()
-    selector, timer, history = fit_resumable(
-        model, batches, cfg["epochs"], out / "train_state", monitor, cfg["patience"],
-        mode="min" if "loss" in monitor else "max", validation_data=val_batches,
-    )
-    wall = time.perf_counter() - start
-    shutil.copyfile(selector.checkpoint, out / "model.keras")
+    with training_runtime(cfg) as runtime:
+        batches = BucketBatcher(encoder.encode(train_tokens), train_y, batch_size=cfg["batch_size"], shuffle=True,
+                                seed=seed, exact_lengths=runtime.padding_free)
+        val_batches = BucketBatcher(encoder.encode(val_tokens), val_y, batch_size=cfg["eval_batch_size"],
+                                    exact_lengths=runtime.padding_free)
+        with runtime.scope():
+            model = build_model({**model_cfg, "rnn_mask": not runtime.padding_free}, encoder.vocab)
+            embeddings_found = None
+            if cfg.get("embeddings_file"):
+                embeddings_found = init_embeddings(model, cfg["embeddings_file"], encoder, seed)
+            model.compile(optimizer=make_optimizer(cfg, len(batches)), metrics=[model.accuracy_metric()],
+                          jit_compile=runtime.jit_compile)
+            runtime.jit_compile = model.jit_compile  # what Keras resolved "auto" to
+        monitor = cfg.get("monitor", "val_accuracy")
+        start = time.perf_counter()
+        selector, timer, history = fit_resumable(
+            model, batches, cfg["epochs"], out / "train_state", monitor, cfg["patience"],
+            mode="min" if "loss" in monitor else "max", validation_data=val_batches,
+        )
+        wall = time.perf_counter() - start
+    save_inference_model(selector.checkpoint, runtime, out / "model.keras")
     n_tokens = sum(len(t) for t in train_tokens)
     summary = {
         "best_epoch": selector.state["best_epoch"],
@@ -136,6 +143,7 @@ def train_sentiment(params, out):
         "hyperparameters": {**model_cfg, **{k: cfg.get(k) for k in
                                             ("optimizer", "learning_rate", "lr_decay", "clipnorm", "batch_size")}},
         "hyperparameters_source": source,
+        "runtime": runtime.summary(),
     }
     save_json(summary, out / "train.json")
     curves = [

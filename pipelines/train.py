@@ -4,14 +4,14 @@ Usage: python -m pipelines.train ner|sentiment
 """
 
 import json
-import shutil
 import sys
 import time
 
 import numpy as np
 
 from pipelines.config import TASKS, resolve_path, stage_setup
-from pipelines.training import fit_resumable, make_optimizer, median_throughput, seed_everything
+from pipelines.training import (fit_resumable, make_optimizer, median_throughput, save_inference_model,
+                                seed_everything, training_runtime)
 from pipelines.vocab import load_json, save_json
 
 
@@ -47,7 +47,7 @@ def train_ner(params, out):
 
     model_cfg, cfg, source = tuned_settings(params, "ner", out, params["ner"]["model"], params["ner"]["train"])
     seed = params["seed"]
-    seed_everything(seed)
+    seed_everything(seed, deterministic=cfg.get("jit_compile") is not True)  # TF refuses XLA otherwise
 
     vocab = load_json(out / "vocab.json")
     encoder = TokenEncoder.from_vocab_file(out / "vocab.json")
@@ -56,23 +56,26 @@ def train_ner(params, out):
     val_tokens, val_tags, _ = load_split(out / "data", "validation")
     train_x = encoder.encode(train_tokens)
     train_y = [np.array([tag_index[t] for t in tags], dtype=np.int32) for tags in train_tags]
-    batches = BucketBatcher(train_x, train_y, batch_size=cfg["batch_size"], shuffle=True, seed=seed)
+    with training_runtime(cfg) as runtime:
+        batches = BucketBatcher(train_x, train_y, batch_size=cfg["batch_size"], shuffle=True, seed=seed,
+                                exact_lengths=runtime.padding_free)
+        with runtime.scope():
+            model = build_ner_model({**model_cfg, "rnn_mask": not runtime.padding_free}, vocab)
+            embeddings_found = None
+            if cfg.get("embeddings_file"):
+                embeddings_found = init_embeddings(model, cfg["embeddings_file"], encoder, seed)
+            model.compile(optimizer=make_optimizer(cfg, len(batches)), jit_compile=runtime.jit_compile)
+            runtime.jit_compile = model.jit_compile  # what Keras resolved "auto" to
 
-    model = build_ner_model(model_cfg, vocab)
-    embeddings_found = None
-    if cfg.get("embeddings_file"):
-        embeddings_found = init_embeddings(model, cfg["embeddings_file"], encoder, seed)
-    model.compile(optimizer=make_optimizer(cfg, len(batches)))
-
-    f1 = EntityF1Callback(
-        encoder.encode(val_tokens), val_tags, vocab["tags"], vocab["tag_scheme"], cfg["eval_batch_size"]
-    )
-    start = time.perf_counter()
-    selector, timer, history = fit_resumable(
-        model, batches, cfg["epochs"], out / "train_state", "val_f1", cfg["patience"], callbacks=[f1]
-    )
-    wall = time.perf_counter() - start
-    shutil.copyfile(selector.checkpoint, out / "model.keras")
+        f1 = EntityF1Callback(
+            encoder.encode(val_tokens), val_tags, vocab["tags"], vocab["tag_scheme"], cfg["eval_batch_size"]
+        )
+        start = time.perf_counter()
+        selector, timer, history = fit_resumable(
+            model, batches, cfg["epochs"], out / "train_state", "val_f1", cfg["patience"], callbacks=[f1]
+        )
+        wall = time.perf_counter() - start
+    save_inference_model(selector.checkpoint, runtime, out / "model.keras")
     n_tokens = sum(len(t) for t in train_tokens)
     summary = {
         "best_epoch": selector.state["best_epoch"],
@@ -83,6 +86,7 @@ def train_ner(params, out):
         "embeddings_found": embeddings_found,
         "hyperparameters": {**model_cfg, **{k: cfg[k] for k in ("optimizer", "learning_rate", "lr_decay", "clipnorm", "batch_size")}},
         "hyperparameters_source": source,
+        "runtime": runtime.summary(),
     }
     save_json(summary, out / "train.json")
     curves = [

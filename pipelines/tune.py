@@ -53,7 +53,8 @@ OBJECTIVES = {"ner": "val_f1", "sentiment": "val_accuracy"}
 # (batch size, epochs, patience, ...) are not searched.
 TUNABLE_TRAIN_KEYS = ("optimizer", "learning_rate", "lr_decay", "clipnorm")
 # Train settings that do not change a search's trials, so they are left out of its name.
-NOT_IN_SEARCH = ("epochs", "patience", "monitor", "eval_batch_size")
+NOT_IN_SEARCH = ("epochs", "patience", "monitor", "eval_batch_size",
+                 "padding_free", "mixed_precision", "jit_compile", "distribution")
 BEST_FILE = "best_hyperparameters.json"
 
 
@@ -303,7 +304,7 @@ def embeddings_initializer(train_cfg, model_cfg, space, dim_key, encoder, seed):
     return init
 
 
-def ner_search(params, out, cfg, seed):
+def ner_search(params, out, cfg, seed, runtime):
     import numpy as np
 
     from models.hypermodels import TaggerHyperModel
@@ -312,7 +313,8 @@ def ner_search(params, out, cfg, seed):
     from pipelines.ner import EntityF1Callback, load_split
     from pipelines.training import make_optimizer
 
-    train_cfg, model_cfg = params["ner"]["train"], params["ner"]["model"]
+    train_cfg = params["ner"]["train"]
+    model_cfg = {**params["ner"]["model"], "rnn_mask": not runtime.padding_free}
     vocab = load_json(out / "vocab.json")
     encoder = TokenEncoder.from_vocab_file(out / "vocab.json")
     tag_index = {t: i for i, t in enumerate(vocab["tags"])}
@@ -322,7 +324,8 @@ def ner_search(params, out, cfg, seed):
     train_y = [np.array([tag_index[t] for t in tags], dtype=np.int32) for tags in train_tags]
 
     def batches():
-        return BucketBatcher(train_x, train_y, batch_size=train_cfg["batch_size"], shuffle=True, seed=seed)
+        return BucketBatcher(train_x, train_y, batch_size=train_cfg["batch_size"], shuffle=True, seed=seed,
+                             exact_lengths=runtime.padding_free)
 
     steps = len(batches())
     f1 = EntityF1Callback(encoder.encode(val_tokens), val_tags, vocab["tags"], vocab["tag_scheme"],
@@ -336,23 +339,26 @@ def ner_search(params, out, cfg, seed):
     return hypermodel, (batches,), {}
 
 
-def sentiment_search(params, out, cfg, seed):
+def sentiment_search(params, out, cfg, seed, runtime):
     from models.hypermodels import ClassifierHyperModel
     from pipelines.batching import BucketBatcher
     from pipelines.sentiment import DocumentEncoder, load_documents
     from pipelines.training import make_optimizer
 
-    train_cfg, model_cfg = params["sentiment"]["train"], params["sentiment"]["model"]
+    train_cfg = params["sentiment"]["train"]
+    model_cfg = {**params["sentiment"]["model"], "rnn_mask": not runtime.padding_free}
     encoder = DocumentEncoder.from_vocab_file(out / "vocab.json")
     _, train_tokens, train_y, _ = load_documents(out / "data", "train")
     _, val_tokens, val_y, _ = load_documents(out / "data", "validation")
     train_x = encoder.encode(train_tokens)
 
     def batches():
-        return BucketBatcher(train_x, train_y, batch_size=train_cfg["batch_size"], shuffle=True, seed=seed)
+        return BucketBatcher(train_x, train_y, batch_size=train_cfg["batch_size"], shuffle=True, seed=seed,
+                             exact_lengths=runtime.padding_free)
 
     steps = len(batches())
-    val_batches = BucketBatcher(encoder.encode(val_tokens), val_y, batch_size=train_cfg["eval_batch_size"])
+    val_batches = BucketBatcher(encoder.encode(val_tokens), val_y, batch_size=train_cfg["eval_batch_size"],
+                                exact_lengths=runtime.padding_free)
     hypermodel = ClassifierHyperModel(
         len(encoder.vocab["words"]), len(encoder.labels), model_cfg,
         {k: train_cfg[k] for k in TUNABLE_TRAIN_KEYS if k in train_cfg}, cfg["search_space"],
@@ -394,14 +400,21 @@ def trial_rows(oracle):
 
 def run_search(task, params, out):
     """Runs (or resumes) the search; returns the summary, or None on a worker."""
-    from pipelines.training import seed_everything
+    from pipelines.training import seed_everything, training_runtime
 
     started = time.monotonic()  # max_seconds counts from here: loading the data is part of the run
     cfg = tune_config(params, task)
     seed = int(params["seed"])
     seed_everything(seed)
     role = distributed_role()
-    hypermodel, args, kwargs = (ner_search if task == "ner" else sentiment_search)(params, out, cfg, seed)
+    # Trials use the train stage's padding-free batches and precision (one device, no XLA setting).
+    runtime_cfg = {k: params[task]["train"].get(k) for k in ("padding_free", "mixed_precision")}
+    with training_runtime(runtime_cfg) as runtime:
+        return _search(task, params, out, cfg, seed, role, runtime, started)
+
+
+def _search(task, params, out, cfg, seed, role, runtime, started):
+    hypermodel, args, kwargs = (ner_search if task == "ner" else sentiment_search)(params, out, cfg, seed, runtime)
     name = search_name(params, task)
     tuner = make_tuner(cfg, hypermodel, seed, prepare_tuner_dir(out), name)
     if role == "worker":

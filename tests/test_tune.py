@@ -297,3 +297,24 @@ def test_other_tuners_complete_their_trials(tmp_path, conll_dir, kind, epochs):
     rows = json.loads((out / "tune_trials.json").read_text())
     assert rows and all(r["status"] == "COMPLETED" and r["epochs"] >= 1 for r in rows)
     assert json.loads((out / "best_hyperparameters.json").read_text())["tuner"] == kind
+
+
+def test_padding_free_search_trains_unmasked_models_and_keeps_its_name(tmp_path, conll_dir, monkeypatch):
+    """Trials follow train.padding_free; hardware settings do not start a new search."""
+    built = []
+    original = TaggerHyperModel.make_model
+
+    def spy(self, model_cfg):
+        model = original(self, model_cfg)
+        built.append(model.rnn_mask)
+        return model
+
+    monkeypatch.setattr(TaggerHyperModel, "make_model", spy)
+    params, out = prepared(tmp_path, conll_dir, "ner", **search_overrides("ner", max_trials=1),
+                           **{"ner.train.padding_free": True})
+    assert tune.main(["ner", "--params", str(params)]) == 0
+    assert built and not any(built)
+    best = json.loads((out / "best_hyperparameters.json").read_text())
+    as_params = yaml.safe_load(params.read_text())
+    as_params["ner"]["train"].update(padding_free=False, mixed_precision="mixed_bfloat16", jit_compile=False)
+    assert tune.search_name(as_params, "ner") == best["search"]

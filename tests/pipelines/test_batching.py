@@ -237,3 +237,35 @@ def test_model_fit_consumes_batches_of_different_shapes():
         assert np.all(np.isfinite(history.history["loss"]))
     loss = model.evaluate(BucketBatcher(features, labels, batch_size=2), verbose=0)
     assert np.isfinite(loss)
+
+
+def test_exact_lengths_batches_have_no_padding():
+    features, labels = make_data(RAGGED)
+    batcher = BucketBatcher(features, labels, batch_size=3, shuffle=True, seed=5, exact_lengths=True)
+    for epoch in epochs(batcher, 3):
+        seen = sorted(i for batch in epoch for i in batch)
+        assert seen == list(range(len(RAGGED)))
+        for batch in epoch:
+            assert 1 <= len(batch) <= 3
+            assert len({RAGGED[i] for i in batch}) == 1, batch
+    # Ceil(count / batch_size) batches per distinct length.
+    counts = np.bincount(RAGGED)
+    assert len(batcher) == sum(-(-c // 3) for c in counts if c)
+    for index in range(len(batcher)):
+        x, y = batcher[index]
+        assert np.all(x["words"] != 0) and np.all(y != 0)
+
+
+def test_exact_lengths_changes_batches_between_epochs():
+    features, labels = make_data(RAGGED * 4)
+    batcher = BucketBatcher(features, labels, batch_size=3, shuffle=True, seed=5, exact_lengths=True)
+    first, second = epochs(batcher, 2)
+    assert first != second
+    assert sorted(map(sorted, first)) != sorted(map(sorted, second))  # members change, not just order
+
+
+def test_exact_lengths_without_shuffle_keeps_length_order():
+    features, _ = make_data(RAGGED)
+    batcher = BucketBatcher(features, None, batch_size=4, exact_lengths=True)
+    lengths = [RAGGED[b[0]] for b in batcher.batch_indices]
+    assert lengths == sorted(lengths)
