@@ -1,5 +1,6 @@
 # One-command entry points. `make repro` and `make test` create the virtual
-# environment from the pinned requirements on first use.
+# environment from the pinned requirements on first use; `make test` adds
+# requirements-test.txt (PyTorch, for the backend tests).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Quieter TensorFlow start-up logs.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup repro test benchmark lock clean
+.PHONY: setup setup-test repro test benchmark lock clean
 
 setup: $(VENV)/.installed
 
@@ -17,18 +18,28 @@ $(VENV)/.installed: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
+setup-test: $(VENV)/.installed-test
+
+$(VENV)/.installed-test: requirements-test.txt requirements.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@
+
 repro: setup
 	dvc repro
 
-test: setup
+test: setup-test
 	$(BIN)/python -m pytest
 
 benchmark: setup
 	$(BIN)/python -m pipelines.benchmark all
 
+# In a fresh venv, so test-only packages (torch) and leftovers of .venv stay out of requirements.txt.
 lock:
-	$(BIN)/pip install --quiet -r requirements.in
-	( echo "# Pinned environment (pip freeze of requirements.in on Python 3.11); regenerate with \`make lock\`."; $(BIN)/pip freeze | grep -v "^-e\\|@ file" ) > requirements.txt
+	rm -rf $(VENV)-lock
+	$(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/pip install --quiet -r requirements.in
+	( echo "# Pinned environment (pip freeze of requirements.in on Python 3.11); regenerate with \`make lock\`."; $(VENV)-lock/bin/pip freeze | grep -v "^-e\\|@ file" ) > requirements.txt
+	rm -rf $(VENV)-lock
 
 clean:
 	rm -rf outputs
