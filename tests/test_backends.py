@@ -89,6 +89,9 @@ def test_training_ran_on_torch_and_this_process_on_tensorflow(torch_run):
         history = json.loads((output_dir(params, task) / "history.json").read_text())
         assert [h["epoch"] for h in history] == list(range(1, epochs + 1))
         assert history[-1]["loss"] < history[0]["loss"], (task, history)
+        # padding_free: auto trains torch on equal-length batches without RNN masks (the cuDNN path on a GPU).
+        assert record[task]["summary"]["runtime"]["padding_free"] is True
+        assert record[task]["summary"]["runtime"]["backend"] == "torch"
 
 
 def test_torch_ner_model_predicts_the_same_under_tensorflow(torch_run):
