@@ -43,3 +43,26 @@ lock:
 
 clean:
 	rm -rf outputs
+
+# Speed benchmark against flair (optional dependencies, own environment: flair
+# needs huggingface_hub<1.0, see requirements-benchmark.txt). Extra arguments:
+# make speed SPEED_ARGS="--max-sentences 2000 --epochs 3"
+BENCH_VENV ?= .venv-bench
+BENCH_BIN := $(BENCH_VENV)/bin
+SPEED_ARGS ?=
+
+.PHONY: benchmark-setup speed
+
+benchmark-setup: $(BENCH_VENV)/.installed
+
+# torch first and exactly (the CPU wheel): flair's loose torch requirement would pull the CUDA build.
+$(BENCH_VENV)/.installed: requirements.txt requirements-benchmark.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/pip install --quiet --upgrade pip
+	$(BENCH_BIN)/pip install --quiet -r requirements.txt
+	$(BENCH_BIN)/pip install --quiet $$(grep '^torch==' requirements-benchmark.txt)
+	$(BENCH_BIN)/pip install --quiet -r requirements-benchmark.txt
+	touch $@
+
+speed: benchmark-setup
+	HF_HUB_OFFLINE=1 $(BENCH_BIN)/python -m pipelines.benchmark speed $(SPEED_ARGS)
