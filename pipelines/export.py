@@ -24,6 +24,9 @@ def iob2_names(tag_names):
     return out
 
 
+SERVE_CHUNK = 64  # sentences per model call inside one request
+
+
 def build_ner_archive(model, vocab):
     """A keras.export.ExportArchive whose `serving_default` maps text to tokens and tags."""
     import keras
@@ -41,6 +44,29 @@ def build_ner_archive(model, vocab):
     tag_names = tf.constant(iob2_names(vocab["tags"]))
     lowercase, digits, max_chars = vocab["lowercase"], vocab["digits_to_zero"], vocab["max_word_chars"]
 
+    def tag_by_length(word_ids, char_ids, lengths):
+        # A request mixes short and long sentences; tagging it in chunks of
+        # similar length, each cut to its own longest sentence and word,
+        # skips most of the padding (CoNLL test: ~5x fewer time steps).
+        size = tf.shape(word_ids)[0]
+        order = tf.argsort(lengths, stable=True)
+        num_chunks = (size + SERVE_CHUNK - 1) // SERVE_CHUNK
+
+        def body(i, tag_ids):
+            rows = order[i * SERVE_CHUNK : (i + 1) * SERVE_CHUNK]
+            steps = tf.maximum(1, tf.reduce_max(tf.gather(lengths, rows)))
+            words = tf.gather(word_ids, rows)[:, :steps]
+            chars = tf.gather(char_ids, rows)[:, :steps]
+            width = tf.maximum(1, tf.reduce_max(tf.reduce_sum(tf.cast(chars != 0, tf.int32), -1)))
+            chars = chars[:, :, :width]
+            ids = model.decode(model({"words": words, "chars": chars}, training=False), tf.not_equal(words, 0))
+            ids = tf.pad(tf.cast(ids, tf.int32), [[0, 0], [0, tf.shape(word_ids)[1] - steps]])
+            return i + 1, tf.tensor_scatter_nd_update(tag_ids, rows[:, None], ids)
+
+        _, tag_ids = tf.while_loop(lambda i, _: i < num_chunks, body,
+                                   (tf.constant(0), tf.zeros_like(word_ids)))
+        return tag_ids
+
     def serve(text):
         tokens = tf_tokenize(text)
         words = tf_normalize_words(tokens, lowercase, digits)
@@ -55,8 +81,7 @@ def build_ner_archive(model, vocab):
             [[0, 0], [0, tf.shape(word_ids)[1] - tf.shape(char_ids)[1]], [0, tf.maximum(0, 1 - tf.shape(char_ids)[2])]],
         )
         mask = tf.not_equal(word_ids, 0)
-        logits = model({"words": word_ids, "chars": char_ids}, training=False)
-        tag_ids = model.decode(logits, mask)
+        tag_ids = tag_by_length(word_ids, char_ids, tf.cast(tokens.row_lengths(), tf.int32))
         tags = tf.where(mask, tf.gather(tag_names, tag_ids), "")
         n = tf.shape(tokens.to_tensor(""))[1]
         return {

@@ -104,6 +104,27 @@ def test_saved_model_signature_names(run_dir):
     assert set(fn.structured_outputs) == {"tokens", "tags", "num_tokens"}
 
 
+def test_saved_model_request_tags_each_text_as_if_alone(run_dir):
+    """A request longer than one serving chunk, lengths mixed: each text's tags equal those it gets alone."""
+    from pipelines.export import SERVE_CHUNK
+
+    _, _, out = run_dir
+    sentences = [" ".join(tokens * (1 + i % 4)) for i, (tokens, _) in enumerate(make_sentences(2 * SERVE_CHUNK + 9,
+                                                                                          seed=7))]
+    sentences[5] = ""
+    sentences[70] = "Reuters"
+    batch = serve(out, sentences)
+    n, tags, tokens = (batch[k].numpy() for k in ("num_tokens", "tags", "tokens"))
+    assert tags.shape[1] == max(n)
+    for i, text in enumerate(sentences):
+        alone = serve(out, [text])
+        assert n[i] == alone["num_tokens"].numpy()[0] == len(tokenize(text))
+        assert list(tokens[i, : n[i]]) == list(alone["tokens"].numpy()[0, : n[i]])
+        assert list(tags[i, : n[i]]) == list(alone["tags"].numpy()[0, : n[i]]), text
+        assert all(t == b"" for t in tags[i, n[i]:])
+    assert any(t.startswith(b"B-") for row in tags for t in row)  # not trivially all "O"
+
+
 def test_saved_model_tags_whole_long_text(run_dir):
     _, _, out = run_dir
     text = " ".join(["John Smith visited Paris ."] * 600)
