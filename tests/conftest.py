@@ -81,14 +81,18 @@ def write_reviews(folder, train=40, test=16, labels=(0, 1)):
     return folder
 
 
+def write_conll_splits(folder, train=40, valid=12, test=12):
+    """train.txt, valid.txt and test.txt of template sentences in a new folder; returns it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    for name, n, seed in (("train.txt", train, 1), ("valid.txt", valid, 2), ("test.txt", test, 3)):
+        write_conll(folder / name, make_sentences(n, seed=seed))
+    return folder
+
+
 @pytest.fixture
 def conll_dir(tmp_path):
-    folder = tmp_path / "conll"
-    folder.mkdir()
-    write_conll(folder / "train.txt", make_sentences(40, seed=1))
-    write_conll(folder / "valid.txt", make_sentences(12, seed=2))
-    write_conll(folder / "test.txt", make_sentences(12, seed=3))
-    return folder
+    return write_conll_splits(tmp_path / "conll")
 
 
 def tiny_params(tmp_path, source, **overrides):

@@ -17,7 +17,7 @@ import pytest
 
 from pipelines.config import load_params, output_dir
 from tests.backend_worker import NER_TEXTS, SENTIMENT_TEXTS
-from tests.conftest import ROOT, make_sentences, tiny_params, write_conll
+from tests.conftest import ROOT, tiny_params, write_conll_splits
 
 BACKEND = "torch"
 NER_EPOCHS = 6  # enough for the tagger to find some entities, so equal tag paths are not all "O"
@@ -40,11 +40,7 @@ def torch_run(tmp_path_factory):
     """Prepares and trains both tasks under torch once; returns (params, results folder)."""
     require_torch()
     tmp = tmp_path_factory.mktemp("torch")
-    source = tmp / "conll"
-    source.mkdir()
-    write_conll(source / "train.txt", make_sentences(24, seed=1))
-    write_conll(source / "valid.txt", make_sentences(6, seed=2))
-    write_conll(source / "test.txt", make_sentences(8, seed=3))
+    source = write_conll_splits(tmp / "conll", 24, 6, 8)
     params = tiny_params(tmp, source, **{
         "ner.model.word_dim": 8, "ner.model.hidden_size": 8, "ner.model.dropout": 0.2,
         "ner.train.epochs": NER_EPOCHS, "ner.train.patience": NER_EPOCHS, "ner.train.learning_rate": 0.03,

@@ -11,7 +11,7 @@ import yaml
 
 from pipelines import evaluate, export, predict, prepare, train
 from pipelines.tokenizer import tokenize
-from tests.conftest import make_sentences, tiny_params, write_conll
+from tests.conftest import make_sentences, tiny_params, write_conll_splits
 
 EPOCHS = 12
 
@@ -20,11 +20,7 @@ EPOCHS = 12
 def run_dir(tmp_path_factory):
     """Runs prepare, train, evaluate and export once for the whole module."""
     tmp = tmp_path_factory.mktemp("e2e")
-    source = tmp / "conll"
-    source.mkdir()
-    write_conll(source / "train.txt", make_sentences(48, seed=1))
-    write_conll(source / "valid.txt", make_sentences(12, seed=2))
-    write_conll(source / "test.txt", make_sentences(12, seed=3))
+    source = write_conll_splits(tmp / "conll", 48, 12, 12)
     params = tiny_params(tmp, source, **{"ner.train.epochs": EPOCHS, "ner.train.patience": EPOCHS,
                                          "ner.train.learning_rate": 0.01})
     for stage in (prepare, train, evaluate, export):

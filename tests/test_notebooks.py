@@ -4,7 +4,7 @@
 import nbformat
 import pytest
 
-from tests.conftest import ROOT, make_sentences, tiny_params, write_conll
+from tests.conftest import ROOT, tiny_params, write_conll_splits
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
@@ -28,11 +28,7 @@ def fixture_run(tmp_path_factory):
     from pipelines import evaluate, export, prepare, train
 
     tmp = tmp_path_factory.mktemp("notebooks")
-    source = tmp / "conll"
-    source.mkdir()
-    write_conll(source / "train.txt", make_sentences(40, seed=1))
-    write_conll(source / "valid.txt", make_sentences(10, seed=2))
-    write_conll(source / "test.txt", make_sentences(10, seed=3))
+    source = write_conll_splits(tmp / "conll", 40, 10, 10)
     params = tiny_params(tmp, source, **{"ner.train.epochs": 4, "sentiment.model.pooling": "attention"})
     for task in ("ner", "sentiment"):
         for stage in (prepare, train, evaluate, export):

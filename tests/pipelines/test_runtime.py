@@ -11,7 +11,7 @@ import pytest
 
 from pipelines import prepare, train
 from pipelines.training import training_runtime
-from tests.conftest import ROOT, make_sentences, tiny_params, write_conll
+from tests.conftest import ROOT, tiny_params, write_conll_splits
 
 
 def test_defaults_on_tensorflow():
@@ -46,11 +46,7 @@ def test_policy_is_restored_even_on_error():
 def padding_free_ner(tmp_path_factory):
     """A tiny NER training with padding-free batches under mixed_float16."""
     tmp = tmp_path_factory.mktemp("pf")
-    source = tmp / "conll"
-    source.mkdir()
-    write_conll(source / "train.txt", make_sentences(40, seed=1))
-    write_conll(source / "valid.txt", make_sentences(12, seed=2))
-    write_conll(source / "test.txt", make_sentences(12, seed=3))
+    source = write_conll_splits(tmp / "conll", 40, 12, 12)
     params = tiny_params(tmp, source, **{"ner.train.padding_free": True, "ner.train.mixed_precision": "mixed_float16",
                                          "ner.train.epochs": 3, "ner.train.learning_rate": 0.01})
     for stage in (prepare, train):

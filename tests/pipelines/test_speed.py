@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from pipelines import benchmark, speed
-from tests.conftest import make_sentences, tiny_params, write_conll
+from tests.conftest import make_sentences, tiny_params, write_conll_splits
 
 HAS_FLAIR = importlib.util.find_spec("flair") is not None
 needs_flair = pytest.mark.skipif(not HAS_FLAIR, reason="flair is optional (requirements-benchmark.txt)")
@@ -150,11 +150,7 @@ def test_run_speed_missing_data_is_a_clear_error(tmp_path):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("speed")
-    source = tmp / "conll"
-    source.mkdir()
-    write_conll(source / "train.txt", make_sentences(40, seed=1))
-    write_conll(source / "valid.txt", make_sentences(8, seed=2))
-    write_conll(source / "test.txt", make_sentences(24, seed=3))
+    source = write_conll_splits(tmp / "conll", 40, 8, 24)
     return tmp, yaml.safe_load(tiny_params(tmp, source).read_text())
 
 
