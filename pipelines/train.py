@@ -57,6 +57,10 @@ def train_ner(params, out):
     train_x = encoder.encode(train_tokens)
     train_y = [np.array([tag_index[t] for t in tags], dtype=np.int32) for tags in train_tags]
     with training_runtime(cfg) as runtime:
+        if runtime.backend == "tensorflow" and runtime.jit_compile is True and model_cfg.get("use_crf", True):
+            # The CRF's loops have no static bound, which TensorFlow's XLA refuses.
+            raise ValueError("ner.train.jit_compile: true does not work with TensorFlow and the CRF (XLA needs "
+                             "loops of static length); use auto or false, or KERAS_BACKEND=jax, where XLA is on")
         batches = BucketBatcher(train_x, train_y, batch_size=cfg["batch_size"], shuffle=True, seed=seed,
                                 exact_lengths=runtime.padding_free)
         with runtime.scope():

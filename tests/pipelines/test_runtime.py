@@ -104,6 +104,18 @@ def test_padding_free_sentiment_reproduces_its_validation_accuracy(tmp_path):
     assert accuracy == pytest.approx(summary["best_val_accuracy"], abs=1e-6)
 
 
+def test_xla_with_the_crf_under_tensorflow_is_refused(tmp_path, conll_dir):
+    from pipelines.train import train_ner
+
+    params = tiny_params(tmp_path, conll_dir, **{"ner.train.jit_compile": True})
+    assert prepare.main(["ner", "--params", str(params)]) == 0
+    import yaml
+
+    with pytest.raises(ValueError, match="jit_compile: true does not work with TensorFlow and the CRF"):
+        train_ner(yaml.safe_load(params.read_text()), tmp_path / "out" / "ner")
+    assert keras.config.dtype_policy().name == "float32"
+
+
 def test_data_parallel_ner_training_runs(tmp_path, conll_dir):
     params = tiny_params(tmp_path, conll_dir, **{"ner.train.distribution": "data_parallel", "ner.train.epochs": 1})
     for stage in (prepare, train):
