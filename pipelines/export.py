@@ -138,6 +138,29 @@ def check_parity(saved_dir, model, encoder, vocab, texts, batch_size):
     return len(non_empty), mismatches
 
 
+def write_and_check(archive, out, checked_key, check):
+    """Writes `archive` to out/saved_model, runs `check(saved_dir)` -> (checked, mismatches)
+    and writes the report to out/export.json; returns the report."""
+    saved_dir = out / "saved_model"
+    if saved_dir.exists():
+        shutil.rmtree(saved_dir)
+    start = time.perf_counter()
+    archive.write_out(str(saved_dir), verbose=False)
+    export_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    checked, mismatches = check(saved_dir)
+    report = {
+        "saved_model": saved_dir.name,
+        checked_key: checked,
+        "mismatches": len(mismatches),
+        "first_mismatches": mismatches[:5],
+        "export_seconds": round(export_seconds, 1),
+        "parity_seconds": round(time.perf_counter() - start, 1),
+    }
+    save_json(report, out / "export.json")
+    return report
+
+
 def export_ner(params, out):
     import keras
 
@@ -149,27 +172,12 @@ def export_ner(params, out):
     vocab = load_json(out / "vocab.json")
     encoder = TokenEncoder.from_vocab_file(out / "vocab.json")
     model = keras.saving.load_model(out / "model.keras")
-    saved_dir = out / "saved_model"
-    if saved_dir.exists():
-        shutil.rmtree(saved_dir)
-    start = time.perf_counter()
-    build_ner_archive(model, vocab).write_out(str(saved_dir), verbose=False)
-    export_seconds = time.perf_counter() - start
-
     tokens, _, _ = load_split(out / "data", "test")
     texts = [" ".join(t) for t in tokens]
-    start = time.perf_counter()
-    checked, mismatches = check_parity(saved_dir, model, encoder, vocab, texts, cfg["batch_size"])
-    report = {
-        "saved_model": str(saved_dir.relative_to(out)),
-        "test_sentences_checked": checked,
-        "mismatches": len(mismatches),
-        "first_mismatches": mismatches[:5],
-        "export_seconds": round(export_seconds, 1),
-        "parity_seconds": round(time.perf_counter() - start, 1),
-    }
-    save_json(report, out / "export.json")
-    return report
+    return write_and_check(
+        build_ner_archive(model, vocab), out, "test_sentences_checked",
+        lambda saved_dir: check_parity(saved_dir, model, encoder, vocab, texts, cfg["batch_size"]),
+    )
 
 
 def main(argv=None):

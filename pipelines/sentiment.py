@@ -6,7 +6,6 @@ selection, params, ExportArchive serving) lives in their own modules.
 """
 
 import csv
-import shutil
 import time
 
 import numpy as np
@@ -324,33 +323,20 @@ def export_sentiment(params, out):
     import keras
 
     import models.classifier  # noqa: F401
+    from pipelines.export import write_and_check
 
     cfg = params["sentiment"]["export"]
     encoder = DocumentEncoder.from_vocab_file(out / "vocab.json")
     model = keras.saving.load_model(out / "model.keras")
-    saved_dir = out / "saved_model"
-    if saved_dir.exists():
-        shutil.rmtree(saved_dir)
-    start = time.perf_counter()
-    build_sentiment_archive(model, encoder.vocab).write_out(str(saved_dir), verbose=False)
-    export_seconds = time.perf_counter() - start
     _, _, _, ds = load_documents(out / "data", "test")
     texts = ds["text"]
     limit = cfg.get("parity_documents")
     if limit:
         texts = texts[: int(limit)]
-    start = time.perf_counter()
-    mismatches = check_parity(saved_dir, model, encoder, texts, cfg["batch_size"])
-    report = {
-        "saved_model": "saved_model",
-        "test_documents_checked": len(texts),
-        "mismatches": len(mismatches),
-        "first_mismatches": mismatches[:5],
-        "export_seconds": round(export_seconds, 1),
-        "parity_seconds": round(time.perf_counter() - start, 1),
-    }
-    save_json(report, out / "export.json")
-    return report
+    return write_and_check(
+        build_sentiment_archive(model, encoder.vocab), out, "test_documents_checked",
+        lambda saved_dir: (len(texts), check_parity(saved_dir, model, encoder, texts, cfg["batch_size"])),
+    )
 
 
 class SentimentPredictor(ServedModel):

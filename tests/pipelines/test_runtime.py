@@ -117,11 +117,16 @@ def test_xla_with_the_crf_under_tensorflow_is_refused(tmp_path, conll_dir):
 
 
 def test_data_parallel_ner_training_runs(tmp_path, conll_dir):
-    params = tiny_params(tmp_path, conll_dir, **{"ner.train.distribution": "data_parallel", "ner.train.epochs": 1})
+    params = tiny_params(tmp_path, conll_dir, **{"ner.train.distribution": "data_parallel", "ner.train.epochs": 2,
+                                                 "ner.train.learning_rate": 0.01})
     for stage in (prepare, train):
         assert stage.main(["ner", "--params", str(params)]) == 0
-    runtime = json.loads((tmp_path / "out" / "ner" / "train.json").read_text())["runtime"]
-    assert runtime["distribution"] == "data_parallel" and runtime["replicas"] >= 1
+    out = tmp_path / "out" / "ner"
+    runtime = json.loads((out / "train.json").read_text())["runtime"]
+    # MirroredStrategy uses every GPU, or the one CPU when there is none.
+    assert runtime["distribution"] == "data_parallel" and runtime["replicas"] == max(1, len(runtime["devices"]))
+    losses = [h["loss"] for h in json.loads((out / "history.json").read_text())]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
 
 
 DATA_PARALLEL_STEP = textwrap.dedent("""
