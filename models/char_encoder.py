@@ -3,6 +3,8 @@
 import keras
 from keras import layers, ops
 
+from models.recurrent import bidirectional
+
 ENCODER_TYPES = ("cnn", "lstm")
 
 
@@ -69,9 +71,7 @@ class CharEncoder(keras.layers.Layer):
                 name="char_conv",
             )
         else:
-            self.rnn = layers.Bidirectional(
-                layers.LSTM(self.hidden_size), name="char_lstm"
-            )
+            self.rnn = bidirectional("lstm", self.hidden_size, "char_lstm", return_sequences=False)
 
     @property
     def output_dim(self):

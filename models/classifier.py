@@ -3,18 +3,12 @@
 import keras
 from keras import layers, ops
 
+from models.recurrent import RNN_TYPES, bidirectional
 from models.runtime import scale_loss_for_replicas
 from models.sequence_pooling import POOLING_MODES, SequencePooling
 from models.word_dropout import WordDropout
 
-RNN_TYPES = ("lstm", "gru")
 
-
-def _rnn_layer(rnn_type, units, name):
-    cell = layers.LSTM if rnn_type == "lstm" else layers.GRU
-    # Defaults (tanh/sigmoid, no recurrent dropout, not unrolled) keep the
-    # layer eligible for cuDNN.
-    return layers.Bidirectional(cell(units, return_sequences=True), name=name)
 
 
 @keras.saving.register_keras_serializable(package="bilstm")
@@ -101,7 +95,7 @@ class TextClassifier(keras.Model):
         embedding = layers.Embedding(int(vocab_size), int(embedding_dim), name="word_embedding")
         embedding_dropout = layers.Dropout(dropout, name="embedding_dropout")
         rnn_layers = [
-            _rnn_layer(rnn_type, int(hidden_size), f"bi_{rnn_type}_{i}")
+            bidirectional(rnn_type, int(hidden_size), f"bi_{rnn_type}_{i}")
             for i in range(int(num_layers))
         ]
         pooling_layer = SequencePooling(

@@ -119,52 +119,49 @@ class CRF(keras.layers.Layer):
             mask: bool or 0/1 tensor (batch, time); None means no padding.
 
         Returns:
-            float32 tensor (batch,): score(tags) - log Z.
+            float32 tensor (batch,): score(tags) - log Z; 0 for a row
+            without real tokens.
         """
-        em, mask_t = self._time_major(emissions, mask)
-        tags_t = ops.transpose(ops.cast(tags, "int32"), (1, 0))
+        emissions = ops.cast(emissions, "float32")
+        if mask is None:
+            mask = ops.ones_like(emissions[..., 0], dtype="bool")
+        mask = ops.cast(mask, "bool")
+        time = ops.shape(mask)[1]
+        steps = ops.arange(time, dtype="int32")[None]
+        # Real steps first, in their order: every mask becomes a prefix mask,
+        # so the gold score needs no loop and the loop only runs the forward
+        # algorithm. Keys are distinct, so argsort needs no stability.
+        order = ops.argsort(ops.where(mask, steps, steps + time), axis=1)
+        lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
+        real = steps < lengths[:, None]
+        em = ops.take_along_axis(emissions, order[..., None], axis=1)
         # Padding labels may be anything (e.g. -1); keep the gathers in range.
-        tags_t = ops.where(mask_t, tags_t, ops.zeros_like(tags_t))
+        tags = ops.take_along_axis(ops.cast(tags, "int32"), order, axis=1)
+        tags = ops.where(real, tags, ops.zeros_like(tags))
         trans, start, end = self._weights_float32()
-        trans_flat = ops.reshape(trans, (-1,))
-        num_tags = self.num_tags
+        zeros = ops.zeros_like(em[..., 0])
 
-        def step(carry, inputs):
-            alpha, score, prev_tag, started = carry
-            em_t, tag_t, m_t = self._unpack(inputs, with_tags=True)
+        gold_em = ops.take_along_axis(em, tags[..., None], axis=2)[..., 0]
+        links = ops.take(ops.reshape(trans, (-1,)), tags[:, :-1] * self.num_tags + tags[:, 1:])
+        last_tag = ops.take_along_axis(tags, ops.maximum(lengths - 1, 0)[:, None], axis=1)[:, 0]
+        score = (
+            ops.sum(ops.where(real, gold_em, zeros), axis=1)
+            + ops.sum(ops.where(real[:, 1:], links, zeros[:, 1:]), axis=1)
+            + ops.take(start, tags[:, 0])
+            + ops.take(end, last_tag)
+        )
+
+        def step(alpha, inputs):
+            em_t, _, real_t = self._unpack(inputs, with_tags=False)
             # Forward algorithm: alpha[b, j] = log-sum over paths ending in j.
             nxt = ops.logsumexp(alpha[:, :, None] + trans[None], axis=1) + em_t
-            new_alpha = ops.where(started[:, None], nxt, start[None] + em_t)
-            # Gold path score; the transition links to the previous *real* tag.
-            gold_em = ops.take_along_axis(em_t, tag_t[:, None], axis=1)[:, 0]
-            gold_link = ops.where(
-                started,
-                ops.take(trans_flat, prev_tag * num_tags + tag_t),
-                ops.take(start, tag_t),
-            )
-            # Masked steps carry the state through unchanged.
-            alpha = ops.where(m_t[:, None], new_alpha, alpha)
-            score = score + ops.where(m_t, gold_em + gold_link, ops.zeros_like(score))
-            prev_tag = ops.where(m_t, tag_t, prev_tag)
-            started = ops.logical_or(started, m_t)
-            carry = (alpha, score, prev_tag, started)
-            # The TensorFlow scan needs ys shaped like the carry.
-            return carry, carry
+            alpha = ops.where(real_t[:, None], nxt, alpha)
+            return alpha, alpha  # the TensorFlow scan needs ys shaped like the carry
 
-        init = (
-            ops.zeros_like(em[0]),
-            ops.zeros_like(em[0, :, 0]),
-            ops.zeros_like(tags_t[0]),
-            ops.zeros_like(mask_t[0]),
-        )
-        (alpha, score, last_tag, started), _ = ops.scan(
-            step, init, self._pack(em, mask_t, tags_t)
-        )
+        em_t, real_t = ops.transpose(em, (1, 0, 2)), ops.transpose(real, (1, 0))
+        alpha, _ = ops.scan(step, start[None] + em_t[0], self._pack(em_t[1:], real_t[1:]))
         log_z = ops.logsumexp(alpha + end[None], axis=1)
-        score = score + ops.where(
-            started, ops.take(end, last_tag), ops.zeros_like(score)
-        )
-        return score - log_z
+        return ops.where(lengths > 0, score - log_z, ops.zeros_like(score))
 
     def loss(self, emissions, tags, mask=None):
         """Mean negative log-likelihood over the batch (a float32 scalar)."""

@@ -5,18 +5,12 @@ from keras import layers, ops
 
 from models.char_encoder import CharEncoder
 from models.crf import CRF
+from models.recurrent import RNN_TYPES, bidirectional
 from models.runtime import scale_loss_for_replicas
 from models.word_dropout import WordDropout
 
-RNN_TYPES = ("lstm", "gru")
 CHAR_ENCODERS = ("cnn", "lstm", "none")
 
-
-def _rnn_layer(rnn_type, units, name):
-    cell = layers.LSTM if rnn_type == "lstm" else layers.GRU
-    # Defaults (tanh/sigmoid, no recurrent dropout, not unrolled) keep the
-    # layer eligible for cuDNN.
-    return layers.Bidirectional(cell(units, return_sequences=True), name=name)
 
 
 @keras.saving.register_keras_serializable(package="bilstm")
@@ -107,7 +101,7 @@ class SequenceTagger(keras.Model):
             x = layers.Concatenate(name="token_features")([x, char_features])
         x = layers.Dropout(dropout, name="embedding_dropout")(x)
         for i in range(int(num_layers)):
-            x = _rnn_layer(rnn_type, int(hidden_size), f"bi_{rnn_type}_{i}")(x, mask=mask if rnn_mask else None)
+            x = bidirectional(rnn_type, int(hidden_size), f"bi_{rnn_type}_{i}")(x, mask=mask if rnn_mask else None)
             x = layers.Dropout(dropout, name=f"rnn_dropout_{i}")(x)
         logits = layers.Dense(num_tags, dtype="float32", name="tag_logits")(x)
         if use_crf:

@@ -191,10 +191,11 @@ def format_table(result):
 
 def _timed_fit(model, batches, epochs):
     """Fits without validation; returns (epoch seconds, epoch losses)."""
+    from pipelines.batching import fit_data
     from pipelines.training import EpochTimer
 
     timer = EpochTimer()
-    history = model.fit(batches, epochs=epochs, callbacks=[timer], verbose=0)
+    history = model.fit(fit_data(batches), epochs=epochs, shuffle=False, callbacks=[timer], verbose=0)
     return timer.seconds, [float(x) for x in history.history["loss"]]
 
 

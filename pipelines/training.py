@@ -12,9 +12,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from models.lazy_optimizers import LazyAdam, LazyNadam
+
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
     "nadam": keras.optimizers.Nadam,
+    # Update only the embedding rows a batch used (models/lazy_optimizers.py).
+    "lazy_adam": LazyAdam,
+    "lazy_nadam": LazyNadam,
     "sgd": keras.optimizers.SGD,
     "rmsprop": keras.optimizers.RMSprop,
 }
@@ -259,10 +264,13 @@ def fit_resumable(model, train_data, epochs, work_dir, monitor, patience, callba
         keras.callbacks.CSVLogger(str(history_csv), append=resuming),
         keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True),
     ]
+    from pipelines.batching import fit_data
+
     model.fit(
-        train_data,
+        fit_data(train_data),
         epochs=epochs,
-        validation_data=validation_data,
+        shuffle=False,  # the batchers shuffle themselves, seeded
+        validation_data=fit_data(validation_data),
         callbacks=all_callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )

@@ -308,7 +308,7 @@ def ner_search(params, out, cfg, seed, runtime):
     import numpy as np
 
     from models.hypermodels import TaggerHyperModel
-    from pipelines.batching import BucketBatcher
+    from pipelines.batching import BucketBatcher, fit_data
     from pipelines.features import TokenEncoder
     from pipelines.ner import EntityF1Callback, load_split
     from pipelines.training import make_optimizer
@@ -336,12 +336,12 @@ def ner_search(params, out, cfg, seed, runtime):
         optimizer_factory=lambda c: make_optimizer(c, steps), validation_callback=f1,
         embeddings_init=embeddings_initializer(train_cfg, model_cfg, cfg["search_space"], "word_dim", encoder, seed),
     )
-    return hypermodel, (batches,), {}
+    return hypermodel, (lambda: fit_data(batches()),), {}
 
 
 def sentiment_search(params, out, cfg, seed, runtime):
     from models.hypermodels import ClassifierHyperModel
-    from pipelines.batching import BucketBatcher
+    from pipelines.batching import BucketBatcher, fit_data
     from pipelines.sentiment import DocumentEncoder, load_documents
     from pipelines.training import make_optimizer
 
@@ -366,7 +366,7 @@ def sentiment_search(params, out, cfg, seed, runtime):
         embeddings_init=embeddings_initializer(train_cfg, model_cfg, cfg["search_space"], "embedding_dim",
                                                encoder, seed),
     )
-    return hypermodel, (batches,), {"validation_data": val_batches}
+    return hypermodel, (lambda: fit_data(batches()),), {"validation_data": fit_data(val_batches)}
 
 
 def clean(values):
@@ -426,7 +426,9 @@ def _search(task, params, out, cfg, seed, role, runtime, started):
         print(f"tune: search {name} ({cfg['tuner']}, {len(tuner.oracle.trials)} trials so far"
               f"{', chief' if role else ''})", flush=True)
     start = time.perf_counter()
-    tuner.search(*args, epochs=int(cfg["epochs"]), verbose=1 if sys.stdout.isatty() else 2, **kwargs)
+    # shuffle=False: the batchers shuffle themselves, seeded.
+    tuner.search(*args, epochs=int(cfg["epochs"]), shuffle=False, verbose=1 if sys.stdout.isatty() else 2,
+                 **kwargs)
     wall = time.perf_counter() - start
     if role == "worker":
         print(f"tune: worker {tuner.tuner_id} done; the chief writes the outputs")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from models.classifier import TextClassifier
+from models.recurrent import ProjectedGRU, ProjectedLSTM
 from models.sequence_pooling import SequencePooling
 
 VOCAB = 20
@@ -58,7 +59,7 @@ def test_output_shapes_and_probabilities(pooling, rnn_type, head):
     else:
         e = np.exp(logits - logits.max(-1, keepdims=True))
         np.testing.assert_allclose(probs, e / e.sum(-1, keepdims=True), rtol=1e-5)
-    cell = keras.layers.LSTM if rnn_type == "lstm" else keras.layers.GRU
+    cell = ProjectedLSTM if rnn_type == "lstm" else ProjectedGRU  # subclasses of Keras LSTM/GRU
     rnn = model.get_layer(f"bi_{rnn_type}_0")
     assert isinstance(rnn.forward_layer, cell)
     assert rnn.forward_layer.recurrent_dropout == 0  # cuDNN-eligible

@@ -273,3 +273,35 @@ def test_bad_num_tags_raises(num_tags):
 def test_build_rejects_wrong_emission_size():
     with pytest.raises(ValueError, match="last dimension"):
         CRF(3).build((None, None, 4))
+
+
+def test_one_step_sequences_and_empty_rows():
+    # A batch of one-token sentences runs the forward loop zero times.
+    crf = _random_crf()
+    emissions, tags, _ = _inputs()
+    one = emissions[:, :1]
+    ll = ops.convert_to_numpy(crf.log_likelihood(one, tags[:, :1]))
+    trans, start, end = crf.get_weights()
+    scores = start[None] + one[:, 0] + end[None]
+    expected = scores[np.arange(5), tags[:, 0]] - np.logaddexp.reduce(scores, axis=1)
+    np.testing.assert_allclose(ll, expected, rtol=1e-5, atol=1e-5)
+
+    empty = np.zeros((5, 1), bool)
+    empty[1] = True
+    ll = ops.convert_to_numpy(crf.log_likelihood(one, tags[:, :1], empty))
+    assert ll[0] == 0 and ll[2] == 0 and ll[1] == pytest.approx(expected[1], abs=1e-5)
+
+
+def test_log_likelihood_under_tf_function_with_dynamic_time():
+    import tensorflow as tf
+
+    crf = _random_crf()
+    emissions, tags, mask = _inputs()
+    fn = tf.function(crf.log_likelihood, input_signature=[
+        tf.TensorSpec((None, None, K), tf.float32), tf.TensorSpec((None, None), tf.int32),
+        tf.TensorSpec((None, None), tf.bool)])
+    for cut in (T, 2, 1):
+        np.testing.assert_allclose(
+            fn(emissions[:, :cut], tags[:, :cut], mask[:, :cut]).numpy(),
+            ops.convert_to_numpy(crf.log_likelihood(emissions[:, :cut], tags[:, :cut], mask[:, :cut])),
+            rtol=1e-5, atol=1e-5)

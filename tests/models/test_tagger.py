@@ -6,6 +6,7 @@ import pytest
 
 from models.char_encoder import CharEncoder
 from models.crf import CRF
+from models.recurrent import ProjectedGRU, ProjectedLSTM
 from models.tagger import SequenceTagger
 
 WORD_VOCAB = 30
@@ -71,7 +72,7 @@ def test_output_shapes(use_crf, rnn_type, char_encoder, num_layers):
     assert [layer.name for layer in rnn_layers] == [
         f"bi_{rnn_type}_{i}" for i in range(num_layers)
     ]
-    cell = keras.layers.LSTM if rnn_type == "lstm" else keras.layers.GRU
+    cell = ProjectedLSTM if rnn_type == "lstm" else ProjectedGRU  # subclasses of Keras LSTM/GRU
     assert all(isinstance(layer.forward_layer, cell) for layer in rnn_layers)
     has_char = any(isinstance(layer, CharEncoder) for layer in model.layers)
     assert has_char == (char_encoder != "none")

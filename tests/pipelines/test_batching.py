@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from pipelines.batching import BucketBatcher, pad_batch
+from pipelines.batching import BucketBatcher, fit_data, pad_batch
 
 
 def make_data(lengths, char_lengths=None):
@@ -269,3 +269,76 @@ def test_exact_lengths_without_shuffle_keeps_length_order():
     batcher = BucketBatcher(features, None, batch_size=4, exact_lengths=True)
     lengths = [RAGGED[b[0]] for b in batcher.batch_indices]
     assert lengths == sorted(lengths)
+
+
+def dataset_passes(dataset, n):
+    """The batches of n passes over a tf.data dataset, as NumPy (x, y) pairs."""
+    return [[keras.tree.map_structure(np.asarray, batch) for batch in dataset] for _ in range(n)]
+
+
+def assert_same_batches(got, expected):
+    assert len(got) == len(expected)
+    for (gx, gy), (ex, ey) in zip(got, expected):
+        for name in ex:
+            np.testing.assert_array_equal(gx[name], ex[name])
+        np.testing.assert_array_equal(gy, ey)
+
+
+@pytest.mark.parametrize("exact_lengths", [False, True])
+def test_tf_dataset_gives_the_pydataset_batches_and_reshuffles_per_pass(exact_lengths):
+    features, labels = make_data(RAGGED, [2, 3, 4] * 7 + [5, 1])
+    kwargs = dict(batch_size=4, shuffle=True, seed=3, exact_lengths=exact_lengths)
+    reference = BucketBatcher(features, labels, **kwargs)
+    expected = []
+    for _ in range(3):
+        expected.append([reference[i] for i in range(len(reference))])
+        reference.on_epoch_end()
+
+    dataset = BucketBatcher(features, labels, **kwargs).to_tf_dataset()
+    assert int(dataset.cardinality()) == len(reference)
+    passes = dataset_passes(dataset, 3)
+    for got, want in zip(passes, expected):
+        assert_same_batches(got, want)
+    assert [b[0]["words"].shape for b in passes[0]] != [b[0]["words"].shape for b in passes[1]]
+
+
+def test_tf_dataset_of_unlabelled_and_one_label_per_example_batches():
+    features, _ = make_data([3, 1, 4, 1, 5])
+    (only,) = dataset_passes(BucketBatcher(features, None, batch_size=2).to_tf_dataset(), 1)
+    assert [len(b) for b in only] == [1, 1, 1]
+    np.testing.assert_array_equal(only[0][0]["words"], [[2], [4]])
+
+    labels = np.array([0, 1, 0, 1, 1])
+    (pairs,) = dataset_passes(BucketBatcher(features, labels, batch_size=2).to_tf_dataset(), 1)
+    np.testing.assert_array_equal(np.concatenate([y for _, y in pairs]), labels[[1, 3, 0, 2, 4]])
+
+
+def test_fit_data_uses_tf_data_under_tensorflow_only_for_batchers():
+    import tensorflow as tf
+
+    features, labels = make_data(RAGGED)
+    batcher = BucketBatcher(features, labels, batch_size=4)
+    assert isinstance(fit_data(batcher), tf.data.Dataset)
+    assert fit_data(None) is None
+    other = [1, 2]
+    assert fit_data(other) is other
+
+
+def test_model_fit_on_the_tf_dataset_sees_every_example_each_epoch():
+    lengths = [3, 3, 3, 3, 5, 5, 7, 7, 4, 4]
+    features, _ = make_data(lengths, [4, 4, 4, 4, 2, 2, 6, 6, 3, 5])
+    labels = [np.arange(t, dtype=np.int32) % 3 for t in lengths]
+    batcher = BucketBatcher(features, labels, batch_size=3, shuffle=True, seed=1)
+    seen = []
+
+    class Count(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(0)
+
+        def on_train_batch_end(self, batch, logs=None):
+            seen[-1] += 1
+
+    model = tiny_tagger()
+    history = model.fit(fit_data(batcher), epochs=3, shuffle=False, verbose=0, callbacks=[Count()])
+    assert seen == [len(batcher)] * 3
+    assert np.all(np.isfinite(history.history["loss"]))

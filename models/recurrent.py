@@ -1,0 +1,135 @@
+"""LSTM and GRU layers whose generic loop multiplies the inputs once, before the loop.
+
+Keras' own layers run on cuDNN when the backend allows it. Everywhere else
+(any CPU, or a mask under JAX and torch) they fall back to a loop whose
+every step multiplies that step's inputs by the input kernel: T small
+matrix products instead of one large one. These subclasses keep Keras'
+weights, configuration and fast paths, and only replace that fallback with
+one that computes `inputs @ kernel + bias` for every step at once and leaves
+the recurrent product in the loop. The results are the same up to float
+rounding; `tests/models/test_recurrent.py` checks it against Keras' layers.
+"""
+
+import keras
+from keras import layers, ops
+from keras.src import backend  # rnn, lstm and gru: the per-backend loops Keras itself uses
+
+
+def _hoisting_possible(layer, training):
+    # Dropout on the inputs differs per step in Keras' cell (one mask per
+    # sequence, but applied inside the step); keep Keras' loop when it is on.
+    cell = layer.cell
+    return not (training and cell.dropout) and not cell.recurrent_dropout and not layer.unroll
+
+
+def _cudnn_used(layer):
+    if backend.backend() == "tensorflow":
+        layer.supports_jit = False  # as Keras does: cuDNN ops are not XLA-compatible
+
+
+def _generic_rnn(layer, step, projected, initial_state, mask):
+    return backend.rnn(
+        step,
+        projected,
+        initial_state,
+        go_backwards=layer.go_backwards,
+        mask=mask,
+        unroll=False,
+        input_length=projected.shape[1],
+        zero_output_for_mask=layer.zero_output_for_mask,
+        return_all_outputs=layer.return_sequences,
+    )
+
+
+@keras.saving.register_keras_serializable(package="bilstm")
+class ProjectedLSTM(layers.LSTM):
+    """`keras.layers.LSTM` with the input projection taken out of the step loop."""
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if keras.tree.is_nested(mask):
+            mask = mask[0]
+        if self.use_cudnn is True or not _hoisting_possible(self, training):
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        cell = self.cell
+        if self.use_cudnn == "auto":
+            try:  # cuDNN (or another backend-specific kernel) when this backend and mask allow it
+                out = backend.lstm(
+                    sequences, initial_state[0], initial_state[1], mask,
+                    kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel, bias=cell.bias,
+                    activation=cell.activation, recurrent_activation=cell.recurrent_activation,
+                    return_sequences=self.return_sequences, go_backwards=self.go_backwards, unroll=False,
+                )
+                _cudnn_used(self)
+                return out
+            except NotImplementedError:
+                pass
+        projected = ops.matmul(sequences, cell.kernel)
+        if cell.use_bias:
+            projected = projected + cell.bias
+
+        def step(z_x, states):
+            h_tm1, c_tm1 = states
+            z = z_x + ops.matmul(h_tm1, cell.recurrent_kernel)
+            c, o = cell._compute_carry_and_output_fused(ops.split(z, 4, axis=-1), c_tm1)
+            h = o * cell.activation(c)
+            return h, [h, c]
+
+        return _generic_rnn(self, step, projected, list(initial_state), mask)
+
+
+@keras.saving.register_keras_serializable(package="bilstm")
+class ProjectedGRU(layers.GRU):
+    """`keras.layers.GRU` with the input projection taken out of the step loop."""
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if keras.tree.is_nested(mask):
+            mask = mask[0]
+        cell = self.cell
+        if self.use_cudnn is True or not _hoisting_possible(self, training) or not cell.reset_after:
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        state = initial_state[0] if keras.tree.is_nested(initial_state) else initial_state
+        if self.use_cudnn == "auto":
+            try:
+                out = backend.gru(
+                    sequences, state, mask,
+                    kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel, bias=cell.bias,
+                    activation=cell.activation, recurrent_activation=cell.recurrent_activation,
+                    return_sequences=self.return_sequences, go_backwards=self.go_backwards,
+                    unroll=False, reset_after=cell.reset_after,
+                )
+                _cudnn_used(self)
+                return out
+            except NotImplementedError:
+                pass
+        projected = ops.matmul(sequences, cell.kernel)
+        if cell.use_bias:
+            input_bias, recurrent_bias = cell.bias[0], cell.bias[1]
+            projected = projected + input_bias
+
+        def step(z_x, states):
+            h_tm1 = states[0]
+            x_z, x_r, x_h = ops.split(z_x, 3, axis=-1)
+            inner = ops.matmul(h_tm1, cell.recurrent_kernel)
+            if cell.use_bias:
+                inner = inner + recurrent_bias
+            r_z, r_r, r_h = ops.split(inner, 3, axis=-1)
+            z = cell.recurrent_activation(x_z + r_z)
+            r = cell.recurrent_activation(x_r + r_r)
+            hh = cell.activation(x_h + r * r_h)
+            h = z * h_tm1 + (1 - z) * hh
+            return h, [h]
+
+        return _generic_rnn(self, step, projected, [state], mask)
+
+
+RNN_TYPES = ("lstm", "gru")
+
+
+def bidirectional(rnn_type, units, name, return_sequences=True):
+    """A Bi-LSTM or Bi-GRU of `units` per direction."""
+    if rnn_type not in RNN_TYPES:
+        raise ValueError(f"rnn_type must be one of {RNN_TYPES}, got {rnn_type!r}")
+    cell = ProjectedLSTM if rnn_type == "lstm" else ProjectedGRU
+    # Keras' defaults (tanh/sigmoid, no recurrent dropout, not unrolled) keep
+    # the layer eligible for cuDNN.
+    return layers.Bidirectional(cell(units, return_sequences=return_sequences), name=name)
