@@ -46,15 +46,21 @@ class _LazyRows:
         # The unused rows are zero, so the rows' norm is the dense gradient's.
         return _sparse(super()._clip_by_norm(rows, axes), ids, values)
 
-    def _gather_state(self, gradient, variable):
+    def _update_row_moments(self, gradient, variable, beta_1, beta_2):
+        """Updates the moments of the used rows; returns (row ids, gradient rows, m rows, v rows)."""
         import tensorflow as tf
 
         ids, rows = _unique_rows(gradient)
+        rows = ops.cast(rows, variable.dtype)
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
         m_rows = tf.gather(m.value, ids)
         v_rows = tf.gather(v.value, ids)
-        return ids, rows, m, v, m_rows, v_rows
+        m_rows = m_rows + (rows - m_rows) * (1 - beta_1)
+        v_rows = v_rows + (ops.square(rows) - v_rows) * (1 - beta_2)
+        self.assign(m, _sparse(m_rows, ids, gradient))
+        self.assign(v, _sparse(v_rows, ids, gradient))
+        return ids, rows, m_rows, v_rows
 
 
 @keras.saving.register_keras_serializable(package="bilstm")
@@ -69,12 +75,7 @@ class LazyAdam(_LazyRows, keras.optimizers.Adam):
         step = ops.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
         alpha = lr * ops.sqrt(1 - ops.power(beta_2, step)) / (1 - ops.power(beta_1, step))
-        ids, rows, m, v, m_rows, v_rows = self._gather_state(gradient, variable)
-        rows = ops.cast(rows, dtype)
-        m_rows = m_rows + (rows - m_rows) * (1 - beta_1)
-        v_rows = v_rows + (ops.square(rows) - v_rows) * (1 - beta_2)
-        self.assign(m, _sparse(m_rows, ids, gradient))
-        self.assign(v, _sparse(v_rows, ids, gradient))
+        ids, rows, m_rows, v_rows = self._update_row_moments(gradient, variable, beta_1, beta_2)
         self.assign_sub(variable, _sparse(m_rows * alpha / (ops.sqrt(v_rows) + self.epsilon), ids, gradient))
 
 
@@ -95,12 +96,7 @@ class LazyNadam(_LazyRows, keras.optimizers.Nadam):
         u_t_1 = beta_1 * (1.0 - 0.5 * ops.power(decay, step + 1))
         u_product_t = ops.cast(self._u_product, dtype)
         u_product_t_1 = u_product_t * u_t_1
-        ids, rows, m, v, m_rows, v_rows = self._gather_state(gradient, variable)
-        rows = ops.cast(rows, dtype)
-        m_rows = m_rows + (rows - m_rows) * (1 - beta_1)
-        v_rows = v_rows + (ops.square(rows) - v_rows) * (1 - beta_2)
-        self.assign(m, _sparse(m_rows, ids, gradient))
-        self.assign(v, _sparse(v_rows, ids, gradient))
+        ids, rows, m_rows, v_rows = self._update_row_moments(gradient, variable, beta_1, beta_2)
         m_hat = u_t_1 * m_rows / (1 - u_product_t_1) + (1 - u_t) * rows / (1 - u_product_t)
         v_hat = v_rows / (1 - ops.power(beta_2, step))
         self.assign_sub(variable, _sparse(m_hat * lr / (ops.sqrt(v_hat) + self.epsilon), ids, gradient))

@@ -22,9 +22,22 @@ def _hoisting_possible(layer, training):
     return not (training and cell.dropout) and not cell.recurrent_dropout and not layer.unroll
 
 
-def _cudnn_used(layer):
+def _backend_kernel(layer, kernel_fn, *args, **kwargs):
+    """The backend's own kernel (cuDNN) where this backend and mask allow it, else None."""
+    if layer.use_cudnn != "auto":
+        return None
+    cell = layer.cell
+    try:
+        out = kernel_fn(
+            *args, kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel, bias=cell.bias,
+            activation=cell.activation, recurrent_activation=cell.recurrent_activation,
+            return_sequences=layer.return_sequences, go_backwards=layer.go_backwards, unroll=False, **kwargs,
+        )
+    except NotImplementedError:
+        return None
     if backend.backend() == "tensorflow":
         layer.supports_jit = False  # as Keras does: cuDNN ops are not XLA-compatible
+    return out
 
 
 def _generic_rnn(layer, step, projected, initial_state, mask):
@@ -51,18 +64,9 @@ class ProjectedLSTM(layers.LSTM):
         if self.use_cudnn is True or not _hoisting_possible(self, training):
             return super().inner_loop(sequences, initial_state, mask, training=training)
         cell = self.cell
-        if self.use_cudnn == "auto":
-            try:  # cuDNN (or another backend-specific kernel) when this backend and mask allow it
-                out = backend.lstm(
-                    sequences, initial_state[0], initial_state[1], mask,
-                    kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel, bias=cell.bias,
-                    activation=cell.activation, recurrent_activation=cell.recurrent_activation,
-                    return_sequences=self.return_sequences, go_backwards=self.go_backwards, unroll=False,
-                )
-                _cudnn_used(self)
-                return out
-            except NotImplementedError:
-                pass
+        out = _backend_kernel(self, backend.lstm, sequences, initial_state[0], initial_state[1], mask)
+        if out is not None:
+            return out
         projected = ops.matmul(sequences, cell.kernel)
         if cell.use_bias:
             projected = projected + cell.bias
@@ -88,19 +92,9 @@ class ProjectedGRU(layers.GRU):
         if self.use_cudnn is True or not _hoisting_possible(self, training) or not cell.reset_after:
             return super().inner_loop(sequences, initial_state, mask, training=training)
         state = initial_state[0] if keras.tree.is_nested(initial_state) else initial_state
-        if self.use_cudnn == "auto":
-            try:
-                out = backend.gru(
-                    sequences, state, mask,
-                    kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel, bias=cell.bias,
-                    activation=cell.activation, recurrent_activation=cell.recurrent_activation,
-                    return_sequences=self.return_sequences, go_backwards=self.go_backwards,
-                    unroll=False, reset_after=cell.reset_after,
-                )
-                _cudnn_used(self)
-                return out
-            except NotImplementedError:
-                pass
+        out = _backend_kernel(self, backend.gru, sequences, state, mask, reset_after=cell.reset_after)
+        if out is not None:
+            return out
         projected = ops.matmul(sequences, cell.kernel)
         if cell.use_bias:
             input_bias, recurrent_bias = cell.bias[0], cell.bias[1]
