@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 
 from pipelines.config import TASKS, stage_setup
-from pipelines.vocab import load_json, save_json
+from pipelines.vocab import save_json
 
 
 def entity_metrics(gold, pred):
@@ -57,18 +57,11 @@ def write_conll(path, tokens, gold, pred):
 
 
 def evaluate_ner(params, out):
-    import keras
-
-    import models.tagger  # noqa: F401  registers the custom layers
-    from pipelines.features import TokenEncoder
-    from pipelines.ner import decode_names, load_split, predict_tag_ids, to_iob2
+    from pipelines.ner import decode_names, load_trained, predict_tag_ids, to_iob2
     from pipelines.plots import bar_chart, confusion_heatmap
 
     cfg = params["ner"]["evaluate"]
-    vocab = load_json(out / "vocab.json")
-    encoder = TokenEncoder.from_vocab_file(out / "vocab.json")
-    model = keras.saving.load_model(out / "model.keras")
-    tokens, gold_tags, _ = load_split(out / "data", "test")
+    vocab, encoder, model, tokens, gold_tags = load_trained(out)
     ids = predict_tag_ids(model, encoder.encode(tokens), cfg["batch_size"])
     pred = to_iob2(decode_names(ids, vocab["tags"]), vocab["tag_scheme"])
     gold = to_iob2(gold_tags, vocab["tag_scheme"])

@@ -9,7 +9,7 @@ import time
 
 
 from pipelines.config import TASKS, stage_setup
-from pipelines.vocab import load_json, save_json
+from pipelines.vocab import save_json
 
 
 def iob2_names(tag_names):
@@ -162,17 +162,10 @@ def write_and_check(archive, out, checked_key, check):
 
 
 def export_ner(params, out):
-    import keras
-
-    import models.tagger  # noqa: F401  registers the custom layers
-    from pipelines.features import TokenEncoder
-    from pipelines.ner import load_split
+    from pipelines.ner import load_trained
 
     cfg = params["ner"]["export"]
-    vocab = load_json(out / "vocab.json")
-    encoder = TokenEncoder.from_vocab_file(out / "vocab.json")
-    model = keras.saving.load_model(out / "model.keras")
-    tokens, _, _ = load_split(out / "data", "test")
+    vocab, encoder, model, tokens, _ = load_trained(out)
     texts = [" ".join(t) for t in tokens]
     return write_and_check(
         build_ner_archive(model, vocab), out, "test_sentences_checked",

@@ -7,6 +7,19 @@ from pipelines.batching import BucketBatcher
 from pipelines.conll import convert_tags
 
 
+def load_trained(out):
+    """(vocab, encoder, model, test tokens, test tags) of a trained NER output folder."""
+    import models.tagger  # noqa: F401  registers the custom layers
+    from pipelines.features import TokenEncoder
+    from pipelines.vocab import load_json
+
+    vocab = load_json(out / "vocab.json")
+    encoder = TokenEncoder.from_vocab_file(out / "vocab.json")
+    model = keras.saving.load_model(out / "model.keras")
+    tokens, tags, _ = load_split(out / "data", "test")
+    return vocab, encoder, model, tokens, tags
+
+
 def load_split(data_dir, split):
     """Tokens and tag names of one split of the prepared DatasetDict."""
     import datasets
