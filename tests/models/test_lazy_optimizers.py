@@ -94,3 +94,14 @@ def test_config_round_trip(lazy_cls):
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert type(restored) is lazy_cls
     assert restored.clipnorm == 5.0 and float(restored.learning_rate) == pytest.approx(0.002)
+
+
+def test_make_optimizer_names():
+    from pipelines.training import make_optimizer
+
+    base = {"learning_rate": 0.01, "clipnorm": 5.0}
+    assert type(make_optimizer({**base, "optimizer": "lazy_nadam"})) is LazyNadam
+    assert type(make_optimizer({**base, "optimizer": "Lazy_Adam"})) is LazyAdam
+    assert type(make_optimizer({**base, "optimizer": "adam"})) is keras.optimizers.Adam
+    with pytest.raises(ValueError, match="unknown optimizer 'lazy_sgd'"):
+        make_optimizer({**base, "optimizer": "lazy_sgd"})

@@ -96,3 +96,12 @@ def test_bidirectional_saves_and_loads(tmp_path, projected_cls):
     loaded = keras.saving.load_model(path)
     assert type(loaded.layers[1].forward_layer) is projected_cls
     np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6, atol=1e-6)
+
+
+def test_bidirectional_builds_the_projected_layers_and_rejects_unknown_types():
+    from models.recurrent import bidirectional
+
+    assert type(bidirectional("lstm", 3, "a").forward_layer) is ProjectedLSTM
+    assert type(bidirectional("gru", 3, "b", return_sequences=False).forward_layer) is ProjectedGRU
+    with pytest.raises(ValueError, match="rnn_type must be one of"):
+        bidirectional("rnn", 3, "c")
