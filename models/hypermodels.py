@@ -1,4 +1,4 @@
-"""KerasTuner hypermodels for the tagger and the classifier.
+"""One KerasTuner hypermodel for every task's model.
 
 The search space is data, not code: a mapping from a hyperparameter name to
 its range, as written in params.yaml (`<task>.tune.search_space`)::
@@ -8,8 +8,7 @@ its range, as written in params.yaml (`<task>.tune.search_space`)::
     rnn_type: {type: choice, values: [lstm, gru]}
     use_crf: {type: boolean}
 
-Each name is a keyword of the model (`SequenceTagger` / `TextClassifier`,
-given by the `model` defaults) or of the training section (`learning_rate`,
+Each name is a keyword of the model (given by the `model` defaults) or of the training section (`learning_rate`,
 `clipnorm`, ... given by the `train` defaults). Names outside the space keep
 their default; the default of each tuned hyperparameter is its params value
 when that value lies in the range, so `build(kt.HyperParameters())` is the
@@ -69,19 +68,35 @@ def declare(hp, name, spec, default):
     return hp.Boolean(name, default=bool(default))
 
 
-class _ConfiguredHyperModel(kt.HyperModel):
-    """Shared part: the space from params, the split into model and train settings."""
+class ConfiguredHyperModel(kt.HyperModel):
+    """A search over a model's settings, the same class for every task.
 
-    objective = None  # the metric fit() reports, set by subclasses
+    Args:
+        make_model: model settings -> an uncompiled keras.Model (the task's builder).
+        model_defaults: the task's `model` params (every keyword of its model).
+        train_defaults: the tunable `train` params (`learning_rate`, `clipnorm`, ...).
+        search_space: `<task>.tune.search_space` (see the module docstring).
+        optimizer_factory: train settings -> a Keras optimizer.
+        objective: the metric `fit` reports and the tuner maximises (e.g. `val_f1`,
+            written by a validation callback, or `val_accuracy` from `compile_metrics`).
+        compile_metrics: optional callable(model) -> metrics for `compile`.
+        callbacks: Keras callbacks added to every fit (e.g. one that writes `val_f1`).
+        embeddings_init: optional callable(model) run after each build, e.g.
+            to load pretrained word vectors.
+    """
 
-    def __init__(self, model_defaults, train_defaults, search_space, optimizer_factory, embeddings_init=None,
-                 name=None, tunable=True):
+    def __init__(self, make_model, model_defaults, train_defaults, search_space, optimizer_factory, objective,
+                 compile_metrics=None, callbacks=(), embeddings_init=None, name=None, tunable=True):
         super().__init__(name=name, tunable=tunable)
+        self.make_model = make_model
         self.model_defaults = dict(model_defaults)
         self.train_defaults = dict(train_defaults)
         self.search_space = dict(search_space or {})
         validate_space(self.search_space, self.model_defaults, self.train_defaults)
         self.optimizer_factory = optimizer_factory
+        self.objective = objective
+        self.compile_metrics = compile_metrics
+        self.callbacks = list(callbacks)
         self.embeddings_init = embeddings_init
 
     def configs(self, hp):
@@ -92,18 +107,13 @@ class _ConfiguredHyperModel(kt.HyperModel):
             target[name] = declare(hp, name, spec, target[name])
         return model_cfg, train_cfg
 
-    def make_model(self, model_cfg):
-        raise NotImplementedError
-
-    def compile_model(self, model, train_cfg):
-        model.compile(optimizer=self.optimizer_factory(train_cfg))
-
     def build(self, hp):
         model_cfg, train_cfg = self.configs(hp)
         model = self.make_model(model_cfg)
         if self.embeddings_init is not None:
             self.embeddings_init(model)
-        self.compile_model(model, train_cfg)
+        metrics = self.compile_metrics(model) if self.compile_metrics else None
+        model.compile(optimizer=self.optimizer_factory(train_cfg), metrics=metrics or None)
         return model
 
     def fit(self, hp, model, train_data, *args, epochs=1, initial_epoch=0, callbacks=None, verbose=2,
@@ -115,7 +125,7 @@ class _ConfiguredHyperModel(kt.HyperModel):
         """
         if callable(train_data) and not isinstance(train_data, keras.utils.PyDataset):
             train_data = train_data()
-        callbacks = [*self.extra_callbacks(), *(callbacks or [])]
+        callbacks = [*self.callbacks, *(callbacks or [])]
         start = time.perf_counter()
         history = model.fit(train_data, *args, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks,
                             verbose=verbose, **kwargs)
@@ -124,67 +134,3 @@ class _ConfiguredHyperModel(kt.HyperModel):
             raise ValueError(f"{self.objective!r} is not in the training logs: {sorted(history.history)}")
         return {self.objective: float(max(values)), "epochs": float(len(values)),
                 "fit_seconds": time.perf_counter() - start}
-
-    def extra_callbacks(self):
-        return []
-
-
-class TaggerHyperModel(_ConfiguredHyperModel):
-    """Searches `SequenceTagger` settings; the objective is validation entity F1.
-
-    Args:
-        word_vocab_size, char_vocab_size, num_tags: fixed by the data.
-        model_defaults: `ner.model` params (every `SequenceTagger` keyword).
-        train_defaults: `ner.train` params (`learning_rate`, `clipnorm`, ...).
-        search_space: `ner.tune.search_space` (see the module docstring).
-        optimizer_factory: train settings -> a Keras optimizer.
-        validation_callback: a Keras callback that writes `val_f1` (entity
-            level F1 on the validation split, e.g. `pipelines.ner.EntityF1Callback`)
-            into the epoch logs; `fit` adds it to every run.
-        embeddings_init: optional callable(model) run after each build, e.g.
-            to load pretrained word vectors.
-    """
-
-    objective = "val_f1"
-
-    def __init__(self, word_vocab_size, char_vocab_size, num_tags, model_defaults, train_defaults, search_space,
-                 optimizer_factory, validation_callback=None, embeddings_init=None, **kwargs):
-        super().__init__(model_defaults, train_defaults, search_space, optimizer_factory, embeddings_init,
-                         **kwargs)
-        self.word_vocab_size = int(word_vocab_size)
-        self.char_vocab_size = int(char_vocab_size)
-        self.num_tags = int(num_tags)
-        self.validation_callback = validation_callback
-
-    def make_model(self, model_cfg):
-        from models.tagger import SequenceTagger
-
-        return SequenceTagger(word_vocab_size=self.word_vocab_size, char_vocab_size=self.char_vocab_size,
-                              num_tags=self.num_tags, **model_cfg)
-
-    def extra_callbacks(self):
-        return [self.validation_callback] if self.validation_callback is not None else []
-
-
-class ClassifierHyperModel(_ConfiguredHyperModel):
-    """Searches `TextClassifier` settings; the objective is validation accuracy.
-
-    `fit` must get `validation_data` (the validation batches).
-    """
-
-    objective = "val_accuracy"
-
-    def __init__(self, vocab_size, num_classes, model_defaults, train_defaults, search_space, optimizer_factory,
-                 embeddings_init=None, **kwargs):
-        super().__init__(model_defaults, train_defaults, search_space, optimizer_factory, embeddings_init,
-                         **kwargs)
-        self.vocab_size = int(vocab_size)
-        self.num_classes = int(num_classes)
-
-    def make_model(self, model_cfg):
-        from models.classifier import TextClassifier
-
-        return TextClassifier(vocab_size=self.vocab_size, num_classes=self.num_classes, **model_cfg)
-
-    def compile_model(self, model, train_cfg):
-        model.compile(optimizer=self.optimizer_factory(train_cfg), metrics=[model.accuracy_metric()])

@@ -14,9 +14,9 @@ import time
 import zlib
 from pathlib import Path
 
-from pipelines.config import load_params, resolve_path
-from pipelines.tokenizer import clean_markup, normalize_word, tokenize
-from pipelines.vocab import save_json
+from pipelines.core.config import load_params, resolve_path
+from pipelines.text.tokenizer import clean_markup, normalize_word, tokenize
+from pipelines.core.io import save_json
 
 
 def stable_hash(text):

@@ -50,3 +50,27 @@ def line_chart(xs, series, path, title, xlabel):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def write_rows_csv(path, header, rows):
+    """A CSV file for `dvc plots` (header row first)."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_confusion(plots, gold, pred, labels, matrix, title):
+    """plots/confusion.csv (one gold,predicted row per item, for `dvc plots`) and confusion.png."""
+    write_rows_csv(plots / "confusion.csv", ["gold", "predicted"], zip(gold, pred))
+    confusion_heatmap(labels, matrix, plots / "confusion.png", title)
+
+
+def thin(xs, ys, points=400):
+    """At most `points` points of a curve, always keeping both ends."""
+    if len(xs) <= points:
+        return xs, ys
+    idx = np.unique(np.linspace(0, len(xs) - 1, points).round().astype(int))
+    return xs[idx], ys[idx]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from pipelines.tokenizer import markup_rules, tokenize_rules
+from pipelines.text.tokenizer import markup_rules, tokenize_rules
 
 _RE2_TOKENIZE = tokenize_rules("re2")
 _RE2_MARKUP = markup_rules("re2")

@@ -38,3 +38,28 @@ def load_vectors(path, vocab, dim, normalize=None, seed=0):
                     raise ValueError(f"{path}:{line_no}: not a number in the vector for {word!r}") from err
                 found.add(idx)
     return matrix, len(found)
+
+
+class EmbeddingInitializer:
+    """callable(model): sets the `word_embedding` layer from a vectors file; returns how
+    many vocabulary words the file had. The matrix is read once and reused, so a
+    tuning search that builds many models reads the file once.
+    """
+
+    def __init__(self, path, encoder, seed, log=print):
+        self.path = path
+        self.encoder = encoder
+        self.seed = seed
+        self.log = log
+        self._cache = {}
+
+    def __call__(self, model):
+        layer = model.get_layer("word_embedding")
+        dim = layer.output_dim
+        if dim not in self._cache:
+            words = self.encoder.words
+            self._cache[dim] = load_vectors(self.path, words, dim, normalize=self.encoder.normalize, seed=self.seed)
+            self.log(f"embeddings: {self._cache[dim][1]} of {len(words) - 2} words initialised from {self.path}")
+        matrix, found = self._cache[dim]
+        layer.set_weights([matrix])
+        return found

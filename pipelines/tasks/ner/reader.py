@@ -1,4 +1,4 @@
-"""CoNLL-format reading and BIO tag-scheme utilities.
+"""Reading the NER source: CoNLL files in a local folder, or a Hugging Face hub dataset.
 
 Pure Python on purpose: data loading and validation must be testable and
 usable without importing TensorFlow/Keras.
@@ -10,40 +10,19 @@ sentence; lines whose first column is ``-DOCSTART-`` separate documents.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
-__all__ = [
-    "ConllFormatError",
-    "TagSchemeError",
-    "Sentence",
-    "ReadStats",
-    "read_conll",
-    "detect_scheme",
-    "iob1_to_iob2",
-    "iob2_to_iobes",
-    "iobes_to_iob2",
-    "convert_tags",
-    "get_spans",
-    "SCHEMES",
-]
+from pipelines.core.config import resolve_path
+from pipelines.core.errors import DataError
+from pipelines.core.io import load_hub_dataset
+from pipelines.tasks.ner.tags import TAG_PATTERN, TagSchemeError
 
 DOCSTART = "-DOCSTART-"
-SCHEMES = ("IOB1", "IOB2", "IOBES")
-_TARGETS = ("IOB2", "IOBES")
-
-# Any tag syntactically allowed in a file; per-scheme prefixes are checked later.
-TAG_PATTERN = re.compile(r"O|[BIES]-\S+")
-_SCHEME_PREFIXES = {"IOB1": "BI", "IOB2": "BI", "IOBES": "BIES"}
+SPLITS = ("train", "validation", "test")
 
 
-class ConllFormatError(ValueError):
+class ConllFormatError(DataError):
     """Malformed CoNLL file; message is ``path:line: what is wrong``."""
-
-
-class TagSchemeError(ValueError):
-    """Tag that is not valid O/B-X/I-X/E-X/S-X (or not allowed by a scheme)."""
 
 
 @dataclass(frozen=True)
@@ -183,114 +162,57 @@ def read_conll(
     return sentences, stats
 
 
-# ---------------------------------------------------------------------------
-# Tag schemes
+def read_local_conll(folder, files, cfg):
+    folder = resolve_path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"NER source folder not found: {folder}")
+    splits, read_stats = {}, {}
+    for split in SPLITS:
+        if split not in files:
+            raise DataError(f"params: ner.prepare.files has no {split!r} entry")
+        path = folder / files[split]
+        if not path.is_file():
+            raise FileNotFoundError(f"{split} file not found: {path}")
+        sentences, stats = read_conll(
+            path,
+            word_column=cfg["word_column"],
+            tag_column=cfg["tag_column"],
+            num_columns=cfg.get("num_columns"),
+        )
+        splits[split] = [
+            {"tokens": list(s.tokens), "tags": list(s.tags), "line": s.line, "doc": s.doc, "source": str(path)}
+            for s in sentences
+        ]
+        read_stats[split] = {
+            "docstart_lines_skipped": stats.docstart_lines,
+            "documents": stats.documents,
+        }
+    return splits, read_stats
 
 
-def _check_tags(tags: Sequence[str], scheme: str) -> None:
-    allowed = _SCHEME_PREFIXES[scheme]
-    for i, tag in enumerate(tags):
-        if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
-            raise TagSchemeError(f"position {i}: invalid tag {tag!r}")
-        if tag != "O" and tag[0] not in allowed:
-            raise TagSchemeError(f"position {i}: tag {tag!r} not allowed in {scheme}")
-
-
-def _check_scheme(scheme: str, allowed: Sequence[str], what: str) -> None:
-    if scheme not in allowed:
-        raise ValueError(f"unknown {what} scheme {scheme!r}; expected one of {list(allowed)}")
-
-
-def detect_scheme(tag_sequences: Iterable[Sequence[str]]) -> str:
-    """Guess the scheme of a corpus: IOBES > IOB1 > IOB2.
-
-    IOBES if any E-/S- tag occurs; else IOB1 if some I-X starts an entity
-    (position 0, after O, or after another type); else IOB2 (also for
-    all-O data, where the schemes coincide).
-    """
-    is_iob1 = False
-    for tags in tag_sequences:
-        _check_tags(tags, "IOBES")
-        prev = "O"
-        for tag in tags:
-            if tag[0] in "ES":
-                return "IOBES"
-            if tag[0] == "I" and (prev == "O" or prev[2:] != tag[2:]):
-                is_iob1 = True
-            prev = tag
-    return "IOB1" if is_iob1 else "IOB2"
-
-
-def _continues(prev: str, cur: str, scheme: str) -> bool:
-    """Whether ``cur`` extends the chunk that ``prev`` belongs to (conlleval rules)."""
-    if prev == "O" or cur == "O" or prev[2:] != cur[2:]:
-        return False
-    if scheme == "IOBES":
-        # prev is never E-/S- here: get_spans resets it to O after closing.
-        return cur[0] in "IE"
-    return cur[0] == "I"  # IOB1/IOB2: B-X always starts a new chunk
-
-
-def get_spans(tags: Sequence[str], scheme: str = "IOB2") -> list[tuple[str, int, int]]:
-    """Entity spans as ``(type, start, end_exclusive)``.
-
-    Lenient like conlleval: in IOB1/IOB2 an I-X that does not continue an X
-    chunk starts a new one; in IOBES a stray I-/E- starts a chunk and a B-
-    without E- is closed where the next tag does not continue it.
-    """
-    _check_scheme(scheme, SCHEMES, "source")
-    _check_tags(tags, scheme)
-    spans: list[tuple[str, int, int]] = []
-    start = -1
-    prev = "O"
-    for i, tag in enumerate(tags):
-        if not _continues(prev, tag, scheme):
-            if start >= 0:
-                spans.append((prev[2:], start, i))
-                start = -1
-            if tag != "O":
-                start = i
-        # In IOBES an E-/S- closes its chunk even if the next tag could continue.
-        if scheme == "IOBES" and tag[0] in "ES":
-            spans.append((tag[2:], start, i + 1))
-            start, tag = -1, "O"
-        prev = tag
-    if start >= 0:
-        spans.append((prev[2:], start, len(tags)))
-    return spans
-
-
-def _render(spans: list[tuple[str, int, int]], length: int, scheme: str) -> list[str]:
-    out = ["O"] * length
-    for typ, start, end in spans:
-        if scheme == "IOBES" and end - start == 1:
-            out[start] = "S-" + typ
-            continue
-        out[start] = "B-" + typ
-        for j in range(start + 1, end):
-            out[j] = "I-" + typ
-        if scheme == "IOBES":
-            out[end - 1] = "E-" + typ
-    return out
-
-
-def convert_tags(tags: Sequence[str], source: str, target: str) -> list[str]:
-    """Convert via spans, so the entity set is preserved exactly.
-
-    Malformed input is repaired the way :func:`get_spans` reads it.
-    """
-    _check_scheme(source, SCHEMES, "source")
-    _check_scheme(target, _TARGETS, "target")
-    return _render(get_spans(tags, source), len(tags), target)
-
-
-def iob1_to_iob2(tags: Sequence[str]) -> list[str]:
-    return convert_tags(tags, "IOB1", "IOB2")
-
-
-def iob2_to_iobes(tags: Sequence[str]) -> list[str]:
-    return convert_tags(tags, "IOB2", "IOBES")
-
-
-def iobes_to_iob2(tags: Sequence[str]) -> list[str]:
-    return convert_tags(tags, "IOBES", "IOB2")
+def read_hub(source, cfg):
+    """Loads a hub dataset whose tags are a ClassLabel sequence (e.g. eriktks/conll2003)."""
+    ds = load_hub_dataset(source, cfg)
+    tokens_col, tags_col = cfg.get("hub_tokens_column", "tokens"), cfg.get("hub_tags_column", "ner_tags")
+    splits = {}
+    for split in SPLITS:
+        if split not in ds:
+            raise DataError(f"hub dataset {source!r} has no {split!r} split (has: {', '.join(ds)})")
+        part = ds[split]
+        for col in (tokens_col, tags_col):
+            if col not in part.column_names:
+                raise DataError(
+                    f"hub dataset {source!r} split {split!r} has no column {col!r} "
+                    f"(columns: {', '.join(part.column_names)})"
+                )
+        names = part.features[tags_col].feature.names
+        rows = []
+        for i, ex in enumerate(part):
+            tags = [names[t] for t in ex[tags_col]]
+            for tag in tags:
+                if not TAG_PATTERN.fullmatch(tag):
+                    raise TagSchemeError(f"{source}[{split}][{i}]: invalid tag {tag!r}")
+            if ex[tokens_col]:
+                rows.append({"tokens": ex[tokens_col], "tags": tags, "line": i, "doc": 0, "source": f"{source}[{split}]"})
+        splits[split] = rows
+    return splits, {split: {"docstart_lines_skipped": 0, "documents": 0} for split in SPLITS}

@@ -1,0 +1,68 @@
+"""JSON and text files written crash-safe, and loading from the Hugging Face hub."""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from pipelines.core.errors import DataError
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write(path, write, mode="w", **open_kwargs):
+    """Calls write(file) on a temporary file beside `path`, then moves it into place.
+
+    A kill during the write leaves the previous file (or none), never half a file.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; keep what a plain open() would give
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_json(obj, path):
+    def write(f):
+        json.dump(obj, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+
+    atomic_write(path, write, encoding="utf-8")
+
+
+def load_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def looks_like_hub_id(source):
+    """`owner/name` or `name` that is not an existing local path."""
+    text = str(source)
+    return (
+        not Path(text).exists()
+        and not text.startswith((".", "/", "~"))
+        and text.count("/") <= 1
+        and all(part for part in text.split("/"))
+    )
+
+
+def load_hub_dataset(source, cfg):
+    """`datasets.load_dataset`, with a clear error when neither a folder nor a reachable hub id."""
+    import datasets
+
+    from pipelines.core.config import resolve_path
+
+    try:
+        return datasets.load_dataset(source, cfg.get("hub_config"))
+    except Exception as err:  # the hub client raises many types (offline, 404, auth)
+        raise DataError(
+            f"{source!r} is not a local folder ({resolve_path(source)} does not exist) and could not be "
+            f"loaded from the Hugging Face hub: {type(err).__name__}: {err}"
+        ) from err

@@ -1,0 +1,96 @@
+"""The train stage's driver, one for every task: fit on train, select the epoch on validation.
+
+Outputs under the task's out_dir: model.keras, train.json (the headline
+numbers, a DVC metric), train_details.json (hyperparameters and runtime),
+history.json and history.png (per-epoch curves), train_state/ (resume state).
+"""
+
+import time
+
+from pipelines.core.batching import BucketBatcher
+from pipelines.core.config import resolve_path
+from pipelines.core.hparams import tuned_settings
+from pipelines.core.io import save_json
+from pipelines.core.reports import line_chart
+from pipelines.core.runtime import seed_everything, training_runtime
+from pipelines.core.training import fit_resumable, make_optimizer, median_throughput, save_inference_model
+from pipelines.text.embeddings import EmbeddingInitializer
+
+RECORDED_TRAIN_KEYS = ("optimizer", "learning_rate", "lr_decay", "clipnorm", "batch_size")
+
+
+def embeddings_initializer(train_cfg, encoder, seed):
+    """An EmbeddingInitializer for `train.embeddings_file`, or None without one."""
+    if not train_cfg.get("embeddings_file"):
+        return None
+    path = resolve_path(train_cfg["embeddings_file"])
+    if not path.is_file():
+        raise FileNotFoundError(f"embeddings file not found: {path}")
+    return EmbeddingInitializer(path, encoder, seed)
+
+
+def train(task, params, out):
+    """Trains `task` with params (or the tune stage's best values); returns (summary, details)."""
+    section = params[task.name]
+    model_cfg, cfg, source = tuned_settings(params, task.name, out, section["model"], section["train"])
+    seed = params["seed"]
+    seed_everything(seed, deterministic=cfg.get("jit_compile") is not True)  # TF refuses XLA otherwise
+    encoder = task.encoder(out)
+    train_split = task.load_split(out, "train")
+    val_split = task.load_split(out, "validation")
+    init_embeddings = embeddings_initializer(cfg, encoder, seed)
+    with training_runtime(cfg) as runtime:
+        task.check_runtime(runtime, model_cfg)
+        batches = BucketBatcher(encoder.encode(train_split.tokens), train_split.y, batch_size=cfg["batch_size"],
+                                shuffle=True, seed=seed, exact_lengths=runtime.padding_free)
+        validation = task.validation_monitor(encoder, val_split, cfg, runtime.padding_free)
+        with runtime.scope():
+            model = task.build_model({**model_cfg, "rnn_mask": not runtime.padding_free}, encoder.vocab)
+            embeddings_found = init_embeddings(model) if init_embeddings else None
+            model.compile(optimizer=make_optimizer(cfg, len(batches)), metrics=task.compile_metrics(model) or None,
+                          jit_compile=runtime.jit_compile)
+            runtime.jit_compile = model.jit_compile  # what Keras resolved "auto" to
+        metric, mode = task.selection(cfg)
+        start = time.perf_counter()
+        selector, timer, history = fit_resumable(
+            model, batches, cfg["epochs"], out / "train_state", metric, cfg["patience"],
+            callbacks=validation.callbacks, mode=mode, validation_data=validation.data,
+        )
+        wall = time.perf_counter() - start
+    save_inference_model(selector.checkpoint, runtime, out / "model.keras")
+    summary = {
+        "best_epoch": selector.state["best_epoch"],
+        f"best_{metric}": selector.state["best"],
+        "epochs_run": len(history),
+        "train_seconds": round(wall, 1),
+        "train_tokens_per_second": round(median_throughput(train_split.num_tokens, timer.seconds)),
+    }
+    details = {
+        "monitor": metric,
+        "embeddings_found": embeddings_found,
+        "hyperparameters": {**model_cfg, **{k: cfg.get(k) for k in RECORDED_TRAIN_KEYS}},
+        "hyperparameters_source": source,
+        "runtime": runtime.summary(),
+    }
+    save_json(summary, out / "train.json")
+    save_json(details, out / "train_details.json")
+    write_history(task, history, out)
+    return summary, details
+
+
+def write_history(task, rows, out):
+    """history.json (one row per epoch, a DVC plot) and history.png."""
+    columns = [*task.history_columns, "epoch_seconds"]
+    curves = [{"epoch": int(r["epoch"]) + 1, **{c: float(r[c]) for c in columns}} for r in rows]
+    save_json(curves, out / "history.json")
+    line_chart([c["epoch"] for c in curves],
+               {title: [c[column] for c in curves] for title, column in task.history_plot.items()},
+               out / "history.png", f"{task.title} training", "epoch")
+    return curves
+
+
+def summary_line(summary, details):
+    metric = details["monitor"]
+    return (f"best {metric} {summary['best_' + metric]:.4f} at epoch {summary['best_epoch']} "
+            f"({summary['epochs_run']} epochs, {summary['train_seconds']} s, "
+            f"{summary['train_tokens_per_second']} tokens/s)")

@@ -1,0 +1,162 @@
+"""NER prepare: tag scheme normalised, label set and vocabularies from train, stats.
+
+The result is an HF DatasetDict (tokens, ClassLabel tags, doc, line) in
+out/data, the vocabularies and tag names in out/vocab.json and counts in
+out/stats.json.
+"""
+
+from collections import Counter
+
+from pipelines.core.config import resolve_path
+from pipelines.core.errors import DataError, ParamsError
+from pipelines.core.io import looks_like_hub_id, save_json
+from pipelines.tasks.ner.reader import read_hub, read_local_conll
+from pipelines.tasks.ner.tags import convert_tags, detect_scheme, get_spans
+from pipelines.text.tokenizer import TOKENIZER_VERSION, normalize_word
+from pipelines.text.vocab import Vocabulary
+
+
+def where(row, index=None):
+    """`file:line` of a sentence (or of one of its tokens) for error messages."""
+    line = row["line"] + (index or 0)
+    return f"{row['source']}:{line}"
+
+
+def normalise_scheme(splits, target):
+    """Detects the source scheme on all splits and converts every split to `target`."""
+    source = detect_scheme(row["tags"] for rows in splits.values() for row in rows)
+    for rows in splits.values():
+        for row in rows:
+            row["tags"] = convert_tags(row["tags"], source, target)
+    return source
+
+
+def entity_type(tag):
+    return None if tag == "O" else tag[2:]
+
+
+def check_labels(splits):
+    """Entity types of dev/test must occur in train; checked on the source tags."""
+    known = {entity_type(t) for row in splits["train"] for t in row["tags"]} - {None}
+    for split in ("validation", "test"):
+        for row in splits[split]:
+            for i, tag in enumerate(row["tags"]):
+                if tag != "O" and entity_type(tag) not in known:
+                    raise DataError(
+                        f"{where(row, i)}: tag {tag!r} in the {split} split has an entity type that never "
+                        f"occurs in train (train types: {', '.join(sorted(known))})"
+                    )
+    return sorted(known)
+
+
+def tag_names_for(types, scheme):
+    """"O" first, then every tag of the scheme for each train entity type, so a
+    single-token entity in test is representable even if train had none."""
+    prefixes = "BIES" if scheme == "IOBES" else "BI"
+    return ["O"] + [f"{p}-{t}" for t in types for p in prefixes]
+
+
+def entity_counts(rows, scheme):
+    counts = Counter()
+    for row in rows:
+        counts.update(t for t, _, _ in get_spans(row["tags"], scheme))
+    return dict(sorted(counts.items()))
+
+
+def build_stats(splits, read_stats, words, cfg, scheme, source_scheme):
+    stats = {"source_scheme": source_scheme, "tag_scheme": scheme, "splits": {}}
+    for split, rows in splits.items():
+        tokens = [t for row in rows for t in row["tokens"]]
+        norm = [normalize_word(t, cfg["lowercase"], cfg["digits_to_zero"]) for t in tokens]
+        oov = sum(1 for t in norm if t not in words)
+        stats["splits"][split] = {
+            "sentences": len(rows),
+            "tokens": len(tokens),
+            "entities": entity_counts(rows, scheme),
+            "oov_tokens": oov,
+            "oov_rate": round(oov / max(1, len(tokens)), 5),
+            **read_stats[split],
+        }
+    return stats
+
+
+def prepare(cfg, out):
+    """Writes out/data (DatasetDict), out/vocab.json and out/stats.json; returns the stats."""
+    import datasets
+
+    source = cfg["source"]
+    if resolve_path(source).exists() or not looks_like_hub_id(source):
+        splits, read_stats = read_local_conll(source, cfg["files"], cfg)
+    else:
+        splits, read_stats = read_hub(source, cfg)
+    for split, rows in splits.items():
+        if not rows:
+            raise DataError(f"the {split} split of {source} contains no sentences")
+
+    scheme = cfg["tag_scheme"]
+    if scheme not in ("IOB2", "IOBES"):
+        raise ParamsError(f"params: ner.prepare.tag_scheme must be IOB2 or IOBES, got {scheme!r}")
+    types = check_labels(splits)
+    source_scheme = normalise_scheme(splits, scheme)
+    tag_names = tag_names_for(types, scheme)
+    train = splits["train"]
+
+    words = Vocabulary.from_iterable(
+        (normalize_word(t, cfg["lowercase"], cfg["digits_to_zero"]) for row in train for t in row["tokens"]),
+        min_count=cfg["min_word_count"],
+    )
+    chars = Vocabulary.from_iterable(
+        (c for row in train for t in row["tokens"] for c in t), min_count=cfg["min_char_count"]
+    )
+
+    features = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "tags": datasets.Sequence(datasets.ClassLabel(names=tag_names)),
+            "doc": datasets.Value("int32"),
+            "line": datasets.Value("int32"),
+        }
+    )
+    dataset = datasets.DatasetDict(
+        {
+            split: datasets.Dataset.from_dict(
+                {
+                    "tokens": [r["tokens"] for r in rows],
+                    "tags": [r["tags"] for r in rows],
+                    "doc": [r["doc"] for r in rows],
+                    "line": [r["line"] for r in rows],
+                },
+                features=features,
+            )
+            for split, rows in splits.items()
+        }
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    dataset.save_to_disk(str(out / "data"))
+    save_json(
+        {
+            "tokenizer_version": TOKENIZER_VERSION,
+            "lowercase": cfg["lowercase"],
+            "digits_to_zero": cfg["digits_to_zero"],
+            "max_word_chars": cfg["max_word_chars"],
+            "tag_scheme": scheme,
+            "tags": tag_names,
+            "words": words.to_list(),
+            "chars": chars.to_list(),
+        },
+        out / "vocab.json",
+    )
+    stats = build_stats(splits, read_stats, words, cfg, scheme, source_scheme)
+    stats["vocab"] = {"words": len(words), "chars": len(chars), "tags": len(tag_names)}
+    save_json(stats, out / "stats.json")
+    return stats
+
+
+def summary_lines(stats):
+    lines = [
+        f"{split}: {s['sentences']} sentences, {s['tokens']} tokens, "
+        f"{sum(s['entities'].values())} entities, OOV rate {s['oov_rate']:.2%}"
+        for split, s in stats["splits"].items()
+    ]
+    lines.append(f"vocabulary: {stats['vocab']}")
+    return lines

@@ -1,0 +1,80 @@
+"""Sentiment encoding: raw text -> tokens (markup removed, truncated) -> word ids."""
+
+import numpy as np
+
+from pipelines.core.io import load_json
+from pipelines.tasks.base import Split
+from pipelines.text.tokenizer import clean_markup, normalize_word, tokenize
+from pipelines.text.vocab import Vocabulary
+
+TRUNCATE_POLICIES = ("head", "tail", "head_tail")
+
+
+def truncate_tokens(tokens, max_tokens, policy):
+    """The part of a long document that is kept; documents of at most
+    ``max_tokens`` tokens are returned unchanged (as a new list).
+
+    head:      tokens[:max_tokens]
+    tail:      tokens[-max_tokens:]
+    head_tail: tokens[:h] + tokens[n - (max_tokens - h):] with h = max_tokens // 2
+               (the tail gets the extra token when max_tokens is odd).
+    """
+    if policy not in TRUNCATE_POLICIES:
+        raise ValueError(f"truncate policy must be one of {', '.join(TRUNCATE_POLICIES)}, got {policy!r}")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+    tokens = list(tokens)
+    n = len(tokens)
+    if n <= max_tokens:
+        return tokens
+    if policy == "head":
+        return tokens[:max_tokens]
+    if policy == "tail":
+        return tokens[n - max_tokens :]
+    h = max_tokens // 2
+    return tokens[:h] + tokens[n - (max_tokens - h) :]
+
+
+def tokenize_document(text):
+    """Markup removed, then the project tokenizer."""
+    return tokenize(clean_markup(text))
+
+
+class DocumentEncoder:
+    """Word ids for documents, with the normalisation and length policy of prepare."""
+
+    def __init__(self, vocab):
+        self.vocab = vocab
+        self.words = Vocabulary.from_list(vocab["words"])
+        self.lowercase = bool(vocab["lowercase"])
+        self.digits_to_zero = bool(vocab["digits_to_zero"])
+        self.max_tokens = int(vocab["max_tokens"])
+        self.truncate = vocab["truncate"]
+        self.labels = list(vocab["labels"])
+
+    @classmethod
+    def from_vocab_file(cls, path):
+        return cls(load_json(path))
+
+    def normalize(self, token):
+        return normalize_word(token, self.lowercase, self.digits_to_zero)
+
+    def tokens(self, text):
+        """Raw text -> the tokens the model sees (cleaned, tokenised, truncated)."""
+        return truncate_tokens(tokenize_document(text), self.max_tokens, self.truncate)
+
+    def word_ids(self, tokens):
+        # An empty document is one unknown word, so no row is made only of padding.
+        ids = self.words.lookup(self.normalize(t) for t in tokens) or [self.words.oov_id]
+        return np.array(ids, dtype=np.int32)
+
+    def encode(self, token_lists):
+        return {"words": [self.word_ids(t) for t in token_lists]}
+
+
+def load_split(out, split):
+    """A Split: tokens, label ids (y) and the ids and raw texts of the documents (extra)."""
+    import datasets
+
+    ds = datasets.load_from_disk(str(out / "data"))[split]
+    return Split(ds["tokens"], np.asarray(ds["label"], dtype=np.int32), {"ids": ds["id"], "texts": ds["text"]})

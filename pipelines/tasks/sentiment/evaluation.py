@@ -1,0 +1,77 @@
+"""Sentiment evaluation: accuracy, macro and per-class scores, ROC and precision-recall
+curves (binary), the confusion matrix and a predictions file."""
+
+import csv
+
+from pipelines.core.reports import bar_chart, line_chart, thin, write_confusion, write_rows_csv
+from pipelines.tasks.sentiment.model import predict_probabilities
+
+HEADLINE = ("accuracy", "macro_f1", "roc_auc")
+
+
+def classification_metrics(gold, probs, labels):
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
+
+    pred = probs.argmax(axis=1)
+    p, r, f, s = precision_recall_fscore_support(gold, pred, labels=range(len(labels)), zero_division=0)
+    mp, mr, mf, _ = precision_recall_fscore_support(gold, pred, average="macro", zero_division=0)
+    metrics = {
+        "accuracy": round(float(accuracy_score(gold, pred)), 5),
+        "macro_precision": round(float(mp), 5),
+        "macro_recall": round(float(mr), 5),
+        "macro_f1": round(float(mf), 5),
+        "per_class": {
+            name: {"precision": round(float(p[i]), 5), "recall": round(float(r[i]), 5),
+                   "f1": round(float(f[i]), 5), "support": int(s[i])}
+            for i, name in enumerate(labels)
+        },
+        "documents": int(len(gold)),
+    }
+    if len(labels) == 2 and len(set(gold.tolist())) == 2:
+        metrics["roc_auc"] = round(float(roc_auc_score(gold, probs[:, 1])), 5)
+    return metrics, pred
+
+
+def evaluate(model, encoder, split, cfg, out):
+    """(headline metrics, details); writes plots/ and predictions.csv under out."""
+    from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
+
+    labels = encoder.labels
+    gold, ids = split.y, split.extra["ids"]
+    probs = predict_probabilities(model, encoder.encode(split.tokens), cfg["batch_size"])
+    scores, pred = classification_metrics(gold, probs, labels)
+    metrics = {k: scores[k] for k in HEADLINE if k in scores}
+    details = {k: v for k, v in scores.items() if k not in metrics}
+
+    plots = out / "plots"
+    write_confusion(plots, (labels[g] for g in gold), (labels[p] for p in pred), labels,
+                    confusion_matrix(gold, pred, labels=range(len(labels))),
+                    f"Test confusion (accuracy {metrics['accuracy']:.4f})")
+    bar_chart(labels, [details["per_class"][n]["f1"] for n in labels], plots / "per_class_f1.png",
+              "Test F1 per class", "F1")
+    if "roc_auc" in metrics:
+        fpr, tpr, _ = roc_curve(gold, probs[:, 1])
+        precision, recall, _ = precision_recall_curve(gold, probs[:, 1])
+        fpr, tpr = thin(fpr, tpr)
+        recall, precision = thin(recall, precision)
+        write_rows_csv(plots / "roc.csv", ["fpr", "tpr"], zip(fpr.round(5), tpr.round(5)))
+        write_rows_csv(plots / "precision_recall.csv", ["recall", "precision"],
+                       zip(recall.round(5), precision.round(5)))
+        line_chart(fpr, {f"ROC (AUC {metrics['roc_auc']:.4f})": tpr}, plots / "roc.png", "Test ROC",
+                   "false positive rate")
+        line_chart(recall, {"precision-recall": precision}, plots / "precision_recall.png", "Test precision-recall",
+                   "recall")
+    with open(out / "predictions.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "gold", "predicted"] + [f"p_{n}" for n in labels])
+        for i, g, p, row in zip(ids, gold, pred, probs):
+            w.writerow([i, labels[g], labels[p]] + [f"{x:.5f}" for x in row])
+    return metrics, details
+
+
+def evaluation_lines(metrics, details):
+    auc = f", ROC-AUC {metrics['roc_auc']:.4f}" if "roc_auc" in metrics else ""
+    lines = [f"test accuracy {metrics['accuracy']:.4f} (macro F1 {metrics['macro_f1']:.4f}{auc})"]
+    for name, r in details["per_class"].items():
+        lines.append(f"  {name:10s} P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} ({r['support']})")
+    return lines

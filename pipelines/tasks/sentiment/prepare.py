@@ -1,0 +1,294 @@
+"""Sentiment prepare: labels, the validation split, tokens, truncation, vocabulary, stats.
+
+Labels are integers or strings, two classes or more:
+  * integers with ``label_names``: the ids are the integers, which must lie in
+    0..K-1 where K = len(label_names); the names are label_names;
+  * integers without ``label_names``: the distinct train values, sorted
+    numerically, become ids 0..K-1 and their decimal strings the names;
+  * strings: ``label_names`` if given (labels must be among them, ids follow
+    its order), otherwise the sorted distinct train labels;
+  * a hub ClassLabel column: its names (``label_names`` is then not used).
+Every validation/test label must occur in train (reader.py reads the files).
+
+Text: markup such as ``<br />`` is replaced by a space (tokenizer.clean_markup),
+then tokenizer.tokenize splits it (encoding.tokenize_document). Empty documents (also after cleaning) are
+kept and counted as ``empty_documents``. The dataset stores the original
+(not normalised) tokens, truncated to ``max_tokens`` with ``truncate_tokens``;
+``num_tokens`` is the length before truncation. The word vocabulary is built
+from the (final, i.e. after carving validation) train split, on all tokens
+before truncation, normalised with normalize_word.
+
+When the source has no validation split, a stratified ``validation_size``
+fraction of train (by label, seeded with the global seed) becomes validation.
+"""
+
+import math
+import random
+from collections import Counter
+
+from pipelines.core.config import resolve_path
+from pipelines.core.errors import DataError
+from pipelines.core.io import looks_like_hub_id, save_json
+from pipelines.tasks.sentiment.encoding import TRUNCATE_POLICIES, tokenize_document, truncate_tokens
+from pipelines.tasks.sentiment.reader import SPLITS, is_int, read_hub, read_local
+from pipelines.text.tokenizer import TOKENIZER_VERSION, normalize_word
+from pipelines.text.vocab import Vocabulary
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+def label_map(train_docs, label_names=None):
+    """(names, raw label -> id, "integer" | "string") from the train labels and params."""
+    first = train_docs[0]
+    kind = "integer" if is_int(first.label) else "string"
+    for doc in train_docs:
+        if is_int(doc.label) != (kind == "integer"):
+            raise DataError(
+                f"{doc.where}: label {doc.label!r} is not an {kind} like the first train label "
+                f"({first.label!r} at {first.where}); labels must be all integers or all strings"
+            )
+    if label_names is not None:
+        names = list(label_names)
+        keys = range(len(names)) if kind == "integer" else names
+        return names, {k: i for i, k in enumerate(keys)}, kind
+    values = sorted({doc.label for doc in train_docs})
+    return [str(v) for v in values], {v: i for i, v in enumerate(values)}, kind
+
+
+def label_ids(splits, names, ids, kind, label_names_given):
+    """{split: [label id]}; every label must be known and val/test labels must occur in train."""
+    out, seen = {}, set()
+    for split in [s for s in SPLITS if s in splits]:
+        row = []
+        for doc in splits[split]:
+            lid = ids.get(doc.label) if is_int(doc.label) == (kind == "integer") else None
+            if lid is None and label_names_given and (split == "train" or is_int(doc.label) == (kind == "integer")):
+                if kind == "integer":
+                    raise DataError(
+                        f"{doc.where}: label {doc.label!r} is outside 0..{len(names) - 1} "
+                        f"(label_names: {', '.join(names)})"
+                    )
+                raise DataError(f"{doc.where}: label {doc.label!r} is not one of label_names ({', '.join(names)})")
+            if split != "train" and (lid is None or lid not in seen):
+                known = ", ".join(names[i] for i in sorted(seen))
+                raise DataError(
+                    f"{doc.where}: label {doc.label!r} in the {split} split never occurs in train "
+                    f"(train labels: {known})"
+                )
+            row.append(lid)
+        out[split] = row
+        if split == "train":
+            seen = set(row)
+            if len(seen) < 2:
+                raise DataError(
+                    f"the train split has only one label ({names[row[0]]!r}); a classifier needs at least two"
+                )
+    return out
+
+
+def stratified_split(labels, fraction, seed):
+    """(train indices, validation indices), both sorted, for a validation part of
+    round-half-up(len(labels) * fraction) items. Each label gets floor(its share),
+    the remainder goes to the largest fractional shares (ties: smaller label), and
+    a label's items are picked after a seeded shuffle (labels in sorted order).
+    """
+    n = len(labels)
+    total = math.floor(n * fraction + 0.5)
+    if total < 1 or total >= n:
+        empty = "validation" if total < 1 else "train"
+        raise DataError(
+            f"validation_size {fraction} of {n} train documents leaves an empty {empty} split; "
+            "adjust sentiment.prepare.validation_size or provide a validation file"
+        )
+    groups = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label, []).append(i)
+    keys = sorted(groups)
+    exact = {k: len(groups[k]) * total / n for k in keys}
+    quota = {k: math.floor(exact[k]) for k in keys}
+    for k in sorted(keys, key=lambda k: (quota[k] - exact[k], k))[: total - sum(quota.values())]:
+        quota[k] += 1
+    rng = random.Random(seed)
+    chosen = []
+    for k in keys:
+        items = list(groups[k])
+        rng.shuffle(items)
+        chosen += items[: quota[k]]
+    validation = sorted(chosen)
+    picked = set(validation)
+    return [i for i in range(n) if i not in picked], validation
+
+
+# ---------------------------------------------------------------------------
+# The stage
+
+
+def check_config(cfg):
+    def bad(key, expected):
+        raise DataError(f"params: sentiment.prepare.{key} must be {expected}, got {cfg.get(key)!r}")
+
+    for key in ("text_column", "label_column"):
+        if not isinstance(cfg.get(key), str) or not cfg[key]:
+            bad(key, "a column name")
+    if cfg.get("id_column") is not None and (not isinstance(cfg["id_column"], str) or not cfg["id_column"]):
+        bad("id_column", "a column name or null")
+    if cfg.get("truncate") not in TRUNCATE_POLICIES:
+        bad("truncate", " or ".join(TRUNCATE_POLICIES))
+    if not is_int(cfg.get("max_tokens")) or cfg["max_tokens"] < 1:
+        bad("max_tokens", "a positive integer")
+    size = cfg.get("validation_size")
+    if isinstance(size, bool) or not isinstance(size, (int, float)) or not 0 < size < 1:
+        bad("validation_size", "a fraction between 0 and 1 (exclusive)")
+    if not is_int(cfg.get("min_word_count")) or cfg["min_word_count"] < 1:
+        bad("min_word_count", "an integer >= 1")
+    if cfg.get("max_vocab") is not None and (not is_int(cfg["max_vocab"]) or cfg["max_vocab"] < 3):
+        bad("max_vocab", "null or an integer >= 3 (it counts <pad> and <unk>)")
+    names = cfg.get("label_names")
+    if names is not None and (
+        not isinstance(names, list)
+        or len(names) < 2
+        or not all(isinstance(n, str) and n for n in names)
+        or len(set(names)) != len(names)
+    ):
+        bad("label_names", "null or a list of at least two distinct non-empty strings")
+    for key in ("lowercase", "digits_to_zero"):
+        if not isinstance(cfg.get(key), bool):
+            bad(key, "true or false")
+
+
+def percentile(sorted_values, p):
+    """Nearest-rank percentile: the smallest value with at least p% of values <= it."""
+    k = math.ceil(p / 100 * len(sorted_values))
+    return sorted_values[max(k, 1) - 1]
+
+
+def process_split(docs, lids, cfg):
+    """Tokenises and truncates; returns (columns for the Dataset, normalised token Counter, stats)."""
+    max_tokens, policy = cfg["max_tokens"], cfg["truncate"]
+    lowercase, digits = cfg["lowercase"], cfg["digits_to_zero"]
+    # The raw text is kept so that export can check the SavedModel on it.
+    columns = {"id": [], "text": [], "tokens": [], "label": [], "num_tokens": []}
+    counts = Counter()
+    truncated = empty = 0
+    for doc, lid in zip(docs, lids):
+        tokens = tokenize_document(doc.text)
+        counts.update(normalize_word(t, lowercase, digits) for t in tokens)
+        kept = truncate_tokens(tokens, max_tokens, policy)
+        truncated += len(kept) < len(tokens)
+        empty += not tokens
+        columns["id"].append(doc.id)
+        columns["text"].append(doc.text)
+        columns["tokens"].append(kept)
+        columns["label"].append(lid)
+        columns["num_tokens"].append(len(tokens))
+    lengths = sorted(columns["num_tokens"])
+    stats = {
+        "documents": len(docs),
+        "tokens": sum(lengths),
+        "tokens_kept": sum(len(t) for t in columns["tokens"]),
+        "truncated_documents": truncated,
+        "empty_documents": empty,
+        "length": {**{f"p{p}": percentile(lengths, p) for p in PERCENTILES}, "max": lengths[-1]},
+    }
+    return columns, counts, stats
+
+
+def prepare(cfg, out, seed):
+    """Writes out/data (DatasetDict), out/vocab.json and out/stats.json; returns the stats."""
+    import datasets
+
+    check_config(cfg)
+    source = cfg["source"]
+    if resolve_path(source).exists() or not looks_like_hub_id(source):
+        splits, sources = read_local(source, cfg)
+        class_names, origin = None, "file"
+    else:
+        splits, sources, class_names = read_hub(source, cfg)
+        origin = "hub"
+    label_names = class_names if class_names is not None else cfg.get("label_names")
+    names, ids, kind = label_map(splits["train"], label_names)
+    lids = label_ids(splits, names, ids, kind, label_names is not None)
+
+    if "validation" in splits:
+        validation = origin
+    else:
+        validation = "carved"
+        train_idx, val_idx = stratified_split(lids["train"], cfg["validation_size"], seed)
+        train_docs, train_lids = splits["train"], lids["train"]
+        splits["validation"] = [train_docs[i] for i in val_idx]
+        lids["validation"] = [train_lids[i] for i in val_idx]
+        splits["train"] = [train_docs[i] for i in train_idx]
+        lids["train"] = [train_lids[i] for i in train_idx]
+
+    processed = {split: process_split(splits[split], lids[split], cfg) for split in SPLITS}
+    words = Vocabulary.build(processed["train"][1], min_count=cfg["min_word_count"], max_size=cfg.get("max_vocab"))
+
+    split_stats = {}
+    for split, (_, counts, s) in processed.items():
+        oov = sum(c for w, c in counts.items() if w not in words)
+        label_counts = Counter(lids[split])
+        split_stats[split] = {
+            **s,
+            "labels": {name: label_counts.get(i, 0) for i, name in enumerate(names)},
+            "oov_tokens": oov,
+            "oov_rate": round(oov / max(1, s["tokens"]), 5),
+        }
+
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "text": datasets.Value("string"),
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "label": datasets.ClassLabel(names=names),
+            "num_tokens": datasets.Value("int32"),
+        }
+    )
+    dataset = datasets.DatasetDict(
+        {split: datasets.Dataset.from_dict(processed[split][0], features=features) for split in SPLITS}
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    dataset.save_to_disk(str(out / "data"))
+    save_json(
+        {
+            "tokenizer_version": TOKENIZER_VERSION,
+            "lowercase": cfg["lowercase"],
+            "digits_to_zero": cfg["digits_to_zero"],
+            "max_tokens": cfg["max_tokens"],
+            "truncate": cfg["truncate"],
+            "clean_markup": True,
+            "labels": names,
+            "words": words.to_list(),
+        },
+        out / "vocab.json",
+    )
+    stats = {
+        "labels": names,
+        "label_type": kind,
+        "validation": validation,
+        "validation_size": cfg["validation_size"] if validation == "carved" else None,
+        "max_tokens": cfg["max_tokens"],
+        "truncate": cfg["truncate"],
+        "sources": sources,
+        "splits": split_stats,
+        "vocab": {"words": len(words)},
+    }
+    save_json(stats, out / "stats.json")
+    return stats
+
+
+def summary_lines(stats):
+    """A few lines for the terminal."""
+    lines = []
+    for split, s in stats["splits"].items():
+        balance = ", ".join(f"{name} {n}" for name, n in s["labels"].items())
+        lines.append(
+            f"{split}: {s['documents']} documents ({balance}), {s['tokens']} tokens, median length "
+            f"{s['length']['p50']}, {s['truncated_documents']} truncated, {s['empty_documents']} empty, "
+            f"OOV rate {s['oov_rate']:.2%}"
+        )
+    how = {"carved": "carved from train", "file": "from its file", "hub": "from the hub"}[stats["validation"]]
+    lines.append(
+        f"labels: {', '.join(stats['labels'])}; vocabulary: {stats['vocab']['words']} words; "
+        f"validation {how}; truncation: {stats['truncate']} to {stats['max_tokens']} tokens"
+    )
+    return lines

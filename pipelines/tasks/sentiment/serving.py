@@ -1,0 +1,103 @@
+"""Sentiment serving: a SavedModel that maps raw text to a label and probabilities, its
+parity check against the in-memory model, and the predictor."""
+
+import numpy as np
+
+from pipelines.core.exporting import ServedModel
+from pipelines.tasks.base import ParityReport
+from pipelines.tasks.sentiment.model import predict_probabilities
+
+
+def tf_truncate(tokens, max_tokens, policy):
+    """TensorFlow twin of truncate_tokens on a ragged (batch, None) tensor."""
+    import tensorflow as tf
+
+    lengths = tokens.row_lengths()
+    positions = tf.ragged.range(lengths)
+    ends = tf.expand_dims(lengths, 1)
+    if policy == "head":
+        keep = positions < max_tokens
+    elif policy == "tail":
+        keep = positions >= ends - max_tokens
+    elif policy == "head_tail":
+        head = max_tokens // 2
+        keep = (positions < head) | (positions >= ends - (max_tokens - head)) | (ends <= max_tokens)
+    else:
+        raise ValueError(f"unknown truncate policy {policy!r}")
+    return tf.ragged.boolean_mask(tokens, keep)
+
+
+def build_sentiment_archive(model, vocab):
+    """ExportArchive whose `serving_default` maps raw text to a label name and probabilities."""
+    import keras
+    import tensorflow as tf
+
+    from pipelines.text.tf_tokenizer import tf_clean_markup, tf_normalize_words, tf_tokenize
+
+    words = vocab["words"]
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(words[2:]), tf.range(2, len(words), dtype=tf.int64)),
+        default_value=1,
+    )
+    label_names = tf.constant(vocab["labels"])
+
+    def serve(text):
+        tokens = tf_tokenize(tf_clean_markup(text))
+        tokens = tf_truncate(tokens, vocab["max_tokens"], vocab["truncate"])
+        normed = tf_normalize_words(tokens, vocab["lowercase"], vocab["digits_to_zero"])
+        ids = tf.cast(tf.ragged.map_flat_values(table.lookup, normed), tf.int32).to_tensor(0)
+        ids = tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
+        # An empty document is one unknown word, as in DocumentEncoder.
+        empty = tf.equal(tokens.row_lengths(), 0)[:, None]
+        ids = tf.concat([tf.where(empty, tf.ones_like(ids[:, :1]), ids[:, :1]), ids[:, 1:]], axis=1)
+        probs = model.probabilities(model({"words": ids}, training=False))
+        best = tf.argmax(probs, axis=1, output_type=tf.int32)
+        # `classes` names the columns of `probabilities`, so the model is self-describing.
+        classes = tf.tile(label_names[None], [tf.shape(probs)[0], 1])
+        return {"label": tf.gather(label_names, best), "probabilities": probs, "classes": classes,
+                "num_tokens": tf.cast(tokens.row_lengths(), tf.int32)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(table)
+    archive.add_endpoint("serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    return archive
+
+
+def check_parity(saved_dir, model, encoder, split, cfg, atol=1e-5):
+    """A ParityReport of the SavedModel on the raw test texts against Python + the in-memory model."""
+    import tensorflow as tf
+
+    texts, batch_size = split.extra["texts"], cfg["batch_size"]
+    if cfg.get("parity_documents"):
+        texts = texts[: int(cfg["parity_documents"])]
+
+    serve = tf.saved_model.load(str(saved_dir)).signatures["serving_default"]
+    expected = predict_probabilities(model, encoder.encode([encoder.tokens(t) for t in texts]), batch_size)
+    mismatches = []
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start : start + batch_size]
+        out = serve(text=tf.constant(batch))
+        probs = out["probabilities"].numpy()
+        labels = [x.decode("utf-8") for x in out["label"].numpy()]
+        for row, text in enumerate(batch):
+            want = expected[start + row]
+            if len(encoder.tokens(text)) != out["num_tokens"].numpy()[row]:
+                mismatches.append(f"token count differs for {text[:80]!r}")
+            elif not np.allclose(probs[row], want, atol=atol) or labels[row] != encoder.labels[int(want.argmax())]:
+                mismatches.append(f"probabilities differ for {text[:80]!r}: {probs[row]} vs {want}")
+    return ParityReport(len(texts), mismatches, "documents")
+
+
+class SentimentPredictor(ServedModel):
+    """Label and probabilities per text from the classifier SavedModel."""
+
+    def predict(self, texts):
+        results = []
+        for batch, out in self.batches(texts):
+            probs, classes = out["probabilities"].numpy(), out["classes"].numpy()
+            for row, text in enumerate(batch):
+                names = [c.decode("utf-8") for c in classes[row]]
+                results.append({"text": text, "label": out["label"].numpy()[row].decode("utf-8"),
+                                "probabilities": {n: round(float(p), 6) for n, p in zip(names, probs[row])}})
+        return results
