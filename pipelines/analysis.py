@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipelines.tasks.ner.tags import get_spans
+from pipelines.tasks.ner.labels import get_spans
 
 __all__ = [
     "ERROR_KINDS",

@@ -58,9 +58,9 @@ def test_repro_runs_every_stage(project):
     for stage in ("word2vec", "prepare@ner", "tune@ner", "tune@sentiment", "train@ner", "evaluate@ner", "export@ner",
                   "prepare@sentiment", "train@sentiment", "evaluate@sentiment", "export@sentiment"):
         assert f"Running stage '{stage}'" in first
-    summary = json.loads((repo / "outputs" / "ner" / "train.json").read_text())
-    assert summary["embeddings_found"] > 10  # the word2vec output initialised the tagger
-    assert summary["hyperparameters_source"] == "params"  # tuning is off by default
+    details = json.loads((repo / "outputs" / "ner" / "train_details.json").read_text())
+    assert details["embeddings_found"] > 10  # the word2vec output initialised the tagger
+    assert details["hyperparameters_source"] == "params"  # tuning is off by default
     assert json.loads((repo / "outputs" / "ner" / "best_hyperparameters.json").read_text())["enabled"] is False
     metrics = json.loads(run([str(DVC), "metrics", "show", "--json"], repo))
     flat = json.dumps(metrics)
@@ -95,3 +95,33 @@ def test_dvc_exp_run_with_a_param_override(project):
     assert "Running stage 'train@sentiment'" not in out
     shown = json.loads(run([str(DVC), "exp", "show", "--json"], repo))
     assert "small-eval" in json.dumps(shown)
+
+
+def changed_stages(repo):
+    status = json.loads(run([str(DVC), "status", "--json"], repo))
+    return {name.split(":")[-1] for name in status}
+
+
+@pytest.mark.parametrize("edited, stages", [
+    ("pipelines/tasks/ner/serving.py", {"export@ner"}),
+    ("pipelines/tasks/sentiment/evaluation.py", {"evaluate@sentiment"}),
+    ("pipelines/core/exporting.py", {"export@ner", "export@sentiment"}),
+    ("pipelines/tasks/ner/model.py", {"tune@ner", "train@ner", "evaluate@ner", "export@ner"}),
+])
+def test_editing_code_invalidates_exactly_the_stages_that_import_it(project, edited, stages):
+    """The code deps follow the imports: serving code is not a train dependency, one task's code not the other's."""
+    repo, _ = project
+    path = repo / edited
+    original = path.read_text()
+    path.write_text(original + "\n# edited\n")
+    try:
+        assert changed_stages(repo) == stages
+    finally:
+        path.write_text(original)
+    assert changed_stages(repo) == set()
+
+
+def test_metrics_show_fits_a_terminal(project):
+    repo, _ = project
+    table = run([str(DVC), "metrics", "show"], repo)
+    assert max(len(line) for line in table.splitlines()) <= 200, table

@@ -1,6 +1,7 @@
 """All four NER stages on a fixture of a few dozen sentences, then serving."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,8 @@ import pytest
 import yaml
 
 from pipelines import evaluate, export, predict, prepare, train
-from pipelines.tokenizer import tokenize
+from pipelines.tasks.ner import serving
+from pipelines.text.tokenizer import tokenize
 from tests.conftest import make_sentences, tiny_params, write_conll_splits
 
 EPOCHS = 12
@@ -31,7 +33,7 @@ def run_dir(tmp_path_factory):
 def test_stages_write_their_outputs(run_dir):
     _, _, out = run_dir
     for name in ("data", "vocab.json", "stats.json", "model.keras", "train.json", "history.json",
-                 "metrics.json", "predictions.conll", "history.png", "plots/per_type_f1.csv", "plots/confusion.csv",
+                 "train_details.json", "metrics.json", "evaluation.json", "predictions.conll", "history.png", "plots/per_type_f1.csv", "plots/confusion.csv",
                  "plots/per_type_f1.png", "plots/confusion.png", "saved_model/saved_model.pb", "export.json"):
         assert (out / name).exists(), name
 
@@ -41,14 +43,20 @@ def test_model_learns_the_fixture(run_dir):
     _, _, out = run_dir
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["f1"] > 0.7, metrics
-    assert set(metrics["per_type"]) == {"LOC", "ORG", "PER"}
-    assert 0 <= metrics["strict"]["f1"] <= 1 and metrics["strict"]["f1"] <= metrics["f1"] + 1e-9
+    assert set(metrics) == {"f1", "precision", "recall", "macro_f1", "strict_f1", "token_accuracy"}
+    details = json.loads((out / "evaluation.json").read_text())
+    assert set(details["per_type"]) == {"LOC", "ORG", "PER"}
+    assert details["strict"]["f1"] == metrics["strict_f1"]
+    assert 0 <= metrics["strict_f1"] <= 1 and metrics["strict_f1"] <= metrics["f1"] + 1e-9
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == list(range(1, EPOCHS + 1))
     assert history[-1]["loss"] < history[0]["loss"]
     summary = json.loads((out / "train.json").read_text())
     assert summary["best_val_f1"] == max(h["val_f1"] for h in history)
-    assert summary["hyperparameters"]["hidden_size"] == 16
+    assert set(summary) == {"best_epoch", "best_val_f1", "epochs_run", "train_seconds", "train_tokens_per_second"}
+    train_details = json.loads((out / "train_details.json").read_text())
+    assert train_details["hyperparameters"]["hidden_size"] == 16
+    assert train_details["monitor"] == "val_f1"
 
 
 def test_predictions_file_is_conlleval_input(run_dir):
@@ -67,21 +75,23 @@ def test_export_parity_report(run_dir):
     _, _, out = run_dir
     report = json.loads((out / "export.json").read_text())
     assert report["mismatches"] == 0
-    assert report["test_sentences_checked"] == 12
+    assert report["checked"] == 12 and report["unit"] == "sentences"
 
 
 def test_export_fails_when_saved_model_disagrees(run_dir, monkeypatch, capsys):
     """The parity check is real: corrupt what the in-memory side predicts and export fails."""
     tmp, params, _ = run_dir
-    real = export.in_memory_tags
+    real = serving.in_memory_tags
 
     def shifted(*args, **kwargs):
         tags = real(*args, **kwargs)
         return [["B-PER"] + row[1:] for row in tags]
 
-    monkeypatch.setattr(export, "in_memory_tags", shifted)
+    monkeypatch.setattr(serving, "in_memory_tags", shifted)
     assert export.main(["ner", "--params", str(params)]) == 1
-    assert "disagrees with the in-memory model" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert re.match(r"export: error: the SavedModel disagrees with the in-memory model on [1-9]\d* of 12 test "
+                    r"sentences; first: tags differ", err) and err.count("\n") == 1, err
 
 
 def serve(out, texts):
@@ -102,7 +112,7 @@ def test_saved_model_signature_names(run_dir):
 
 def test_saved_model_request_tags_each_text_as_if_alone(run_dir):
     """A request longer than one serving chunk, lengths mixed: each text's tags equal those it gets alone."""
-    from pipelines.export import SERVE_CHUNK
+    from pipelines.tasks.ner.serving import SERVE_CHUNK
 
     _, _, out = run_dir
     sentences = [" ".join(tokens * (1 + i % 4)) for i, (tokens, _) in enumerate(make_sentences(2 * SERVE_CHUNK + 9,
@@ -200,18 +210,15 @@ def test_predict_missing_model(capsys, tmp_path):
 
 
 def test_keras_round_trip_of_trained_model(run_dir):
-    import keras
-
-    import models.tagger  # noqa: F401
-    from pipelines.features import TokenEncoder
-    from pipelines.ner import load_split, predict_tag_ids
+    from pipelines.tasks.ner import TASK
+    from pipelines.tasks.ner.model import predict_tag_ids
 
     tmp, _, out = run_dir
-    model = keras.saving.load_model(out / "model.keras")
+    model = TASK.load_model(out / "model.keras")
     model.save(tmp / "again.keras")
-    again = keras.saving.load_model(tmp / "again.keras")
-    encoder = TokenEncoder.from_vocab_file(out / "vocab.json")
-    tokens, _, _ = load_split(out / "data", "test")
+    again = TASK.load_model(tmp / "again.keras")
+    encoder = TASK.encoder(out)
+    tokens = TASK.load_split(out, "test").tokens
     a = predict_tag_ids(model, encoder.encode(tokens))
     b = predict_tag_ids(again, encoder.encode(tokens))
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
@@ -226,7 +233,7 @@ def test_train_resumes_after_interruption(run_dir, monkeypatch, capsys):
     resume_params = tmp / "resume.yaml"
     resume_params.write_text(yaml.safe_dump(cfg))
 
-    from pipelines import training
+    from pipelines.core import training
 
     real = training.ModelSelector.on_epoch_end
 

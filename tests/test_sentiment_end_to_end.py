@@ -41,13 +41,14 @@ def test_binary_run_outputs_and_metrics(binary_run):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["accuracy"] >= 0.9, metrics  # the fixture's words give the label away
     assert metrics["roc_auc"] >= 0.9
-    assert set(metrics["per_class"]) == {"neg", "pos"}
+    assert set(metrics) == {"accuracy", "macro_f1", "roc_auc"}
+    assert set(json.loads((out / "evaluation.json").read_text())["per_class"]) == {"neg", "pos"}
     history = json.loads((out / "history.json").read_text())
     assert len(history) == EPOCHS and history[-1]["loss"] < history[0]["loss"]
     summary = json.loads((out / "train.json").read_text())
     assert summary["best_val_accuracy"] == max(h["val_accuracy"] for h in history)
     report = json.loads((out / "export.json").read_text())
-    assert report["mismatches"] == 0 and report["test_documents_checked"] == 16
+    assert report["mismatches"] == 0 and report["checked"] == 16 and report["unit"] == "documents"
 
 
 def test_predictions_file(binary_run):
@@ -94,16 +95,15 @@ def test_predict_jsonl(binary_run, capsys, monkeypatch):
 
 def test_saved_model_matches_in_memory_model_on_raw_text(binary_run):
     """Markup, truncation and unknown words go through the graph as through Python."""
-    import keras
     import tensorflow as tf
 
-    import models.classifier  # noqa: F401
-    from pipelines.sentiment import DocumentEncoder, predict_probabilities
+    from pipelines.tasks.sentiment import TASK
+    from pipelines.tasks.sentiment.model import predict_probabilities
 
     _, out = binary_run
     texts = ["Zürich<br />was <BR/>GREAT . " * 9, "", "   ", "unknownword " * 50, "a dull mess !"]
-    encoder = DocumentEncoder.from_vocab_file(out / "vocab.json")
-    model = keras.saving.load_model(out / "model.keras")
+    encoder = TASK.encoder(out)
+    model = TASK.load_model(out / "model.keras")
     want = predict_probabilities(model, encoder.encode([encoder.tokens(t) for t in texts]))
     serve = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"]
     got = serve(text=tf.constant(texts))
@@ -115,7 +115,7 @@ def test_saved_model_matches_in_memory_model_on_raw_text(binary_run):
 def test_three_class_run(tmp_path, capsys):
     _, out = run_stages(tmp_path, (0, 1, 2), **{"sentiment.model.pooling": "attention"})
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["per_class"]) == {"neg", "pos", "mixed"}
+    assert set(json.loads((out / "evaluation.json").read_text())["per_class"]) == {"neg", "pos", "mixed"}
     assert "roc_auc" not in metrics
     assert metrics["accuracy"] >= 0.8, metrics
     capsys.readouterr()  # drop the stages' own output
@@ -123,12 +123,10 @@ def test_three_class_run(tmp_path, capsys):
     assert rc == 0, err
     assert set(rows[0]["probabilities"]) == {"neg", "pos", "mixed"}
 
-    import keras
+    from pipelines.tasks.sentiment import TASK
+    from pipelines.tasks.sentiment.model import attention_for_text
 
-    import models.classifier  # noqa: F401
-    from pipelines.sentiment import DocumentEncoder, attention_for_text
-
-    model = keras.saving.load_model(out / "model.keras")
-    pairs = attention_for_text(model, DocumentEncoder.from_vocab_file(out / "vocab.json"), "It was <br /> fine .")
+    model = TASK.load_model(out / "model.keras")
+    pairs = attention_for_text(model, TASK.encoder(out), "It was <br /> fine .")
     assert [t for t, _ in pairs] == ["It", "was", "fine", "."]
     assert abs(sum(w for _, w in pairs) - 1) < 1e-5

@@ -12,9 +12,11 @@ import keras_tuner as kt
 import pytest
 import yaml
 
-from models.hypermodels import ClassifierHyperModel, TaggerHyperModel, validate_space
+from models.hypermodels import ConfiguredHyperModel, validate_space
 from pipelines import prepare, train, tune
-from pipelines.training import make_optimizer
+from pipelines.core import hparams
+from pipelines.core.training import make_optimizer
+from pipelines.tasks import load_task
 from tests.conftest import ROOT, tiny_params
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -37,13 +39,17 @@ def prepared(tmp_path, conll_dir, task, **overrides):
     return params, tmp_path / "out" / task
 
 
+TINY_VOCABS = {"ner": {"words": ["w"] * 50, "chars": ["c"] * 20, "tags": ["t"] * 9},
+               "sentiment": {"words": ["w"] * 50, "labels": ["neg", "pos"]}}
+
+
 def hypermodel(task, space=None):
-    cfg = PARAMS[task]
-    train_cfg = {k: cfg["train"][k] for k in tune.TUNABLE_TRAIN_KEYS}
+    """The one hypermodel class, parameterised by the task's model builder and metrics."""
+    cfg, spec = PARAMS[task], load_task(task)
+    train_cfg = {k: cfg["train"][k] for k in hparams.TUNABLE_TRAIN_KEYS}
     space = cfg["tune"]["search_space"] if space is None else space
-    if task == "ner":
-        return TaggerHyperModel(50, 20, 9, cfg["model"], train_cfg, space, lambda c: make_optimizer(c, 10))
-    return ClassifierHyperModel(50, 2, cfg["model"], train_cfg, space, lambda c: make_optimizer(c, 10))
+    return ConfiguredHyperModel(lambda c: spec.build_model(c, TINY_VOCABS[task]), cfg["model"], train_cfg, space,
+                                lambda c: make_optimizer(c, 10), spec.monitor, compile_metrics=spec.compile_metrics)
 
 
 @pytest.mark.parametrize("task", ["ner", "sentiment"])
@@ -94,22 +100,21 @@ def test_search_space_is_validated():
 
 def forbid_test_split(monkeypatch):
     """The tuner must never read the test split."""
-    from pipelines import ner, sentiment
-
-    real_split, real_docs = ner.load_split, sentiment.load_documents
+    from pipelines.tasks.ner import encoding as ner_encoding
+    from pipelines.tasks.sentiment import encoding as sentiment_encoding
 
     def guard(real):
-        def load(data_dir, split):
+        def load(out, split):
             assert split != "test", "the tuner read the test split"
-            return real(data_dir, split)
+            return real(out, split)
         return load
 
-    monkeypatch.setattr(ner, "load_split", guard(real_split))
-    monkeypatch.setattr(sentiment, "load_documents", guard(real_docs))
+    for module in (ner_encoding, sentiment_encoding):
+        monkeypatch.setattr(module, "load_split", guard(module.load_split))
 
 
 def test_ner_search_writes_best_values_and_train_uses_them(tmp_path, conll_dir, monkeypatch):
-    from pipelines.ner import EntityF1Callback
+    from pipelines.tasks.ner.model import EntityF1Callback
 
     params, out = prepared(tmp_path, conll_dir, "ner", **search_overrides("ner"))
     forbid_test_split(monkeypatch)
@@ -140,7 +145,7 @@ def test_ner_search_writes_best_values_and_train_uses_them(tmp_path, conll_dir, 
 
     monkeypatch.undo()
     assert train.main(["ner", "--params", str(params)]) == 0
-    trained = json.loads((out / "train.json").read_text())
+    trained = json.loads((out / "train_details.json").read_text())
     assert trained["hyperparameters_source"] == "tune"
     for name, value in best["values"].items():
         assert trained["hyperparameters"][name] == value, name
@@ -158,7 +163,7 @@ def test_sentiment_search_uses_validation_accuracy(tmp_path, conll_dir, monkeypa
         assert 0 <= r["score"] <= 1 and abs(r["score"] * 10 - round(r["score"] * 10)) < 1e-5
     monkeypatch.undo()
     assert train.main(["sentiment", "--params", str(params)]) == 0
-    trained = json.loads((out / "train.json").read_text())
+    trained = json.loads((out / "train_details.json").read_text())
     assert trained["hyperparameters_source"] == "tune"
     assert trained["hyperparameters"]["hidden_size"] == best["values"]["hidden_size"]
 
@@ -175,7 +180,7 @@ def test_disabled_tuning_writes_placeholders_and_train_uses_params(tmp_path, con
     assert json.loads((out / "tune_trials.json").read_text()) == []
     assert (out / "tuner").is_dir() and (out / "tune_trials.csv").is_file()
     assert train.main(["ner", "--params", str(params)]) == 0
-    trained = json.loads((out / "train.json").read_text())
+    trained = json.loads((out / "train_details.json").read_text())
     assert trained["hyperparameters_source"] == "params" and trained["hyperparameters"]["hidden_size"] == 16
 
 
@@ -317,4 +322,4 @@ def test_padding_free_search_trains_unmasked_models_and_keeps_its_name(tmp_path,
     best = json.loads((out / "best_hyperparameters.json").read_text())
     as_params = yaml.safe_load(params.read_text())
     as_params["ner"]["train"].update(padding_free=False, mixed_precision="mixed_bfloat16", jit_compile=False)
-    assert tune.search_name(as_params, "ner") == best["search"]
+    assert hparams.search_name(as_params, "ner") == best["search"]

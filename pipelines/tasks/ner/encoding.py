@@ -4,7 +4,7 @@ import numpy as np
 
 from pipelines.core.io import load_json
 from pipelines.tasks.base import Split
-from pipelines.tasks.ner.tags import convert_tags
+from pipelines.tasks.ner.labels import convert_tags
 from pipelines.text.tokenizer import normalize_word
 from pipelines.text.vocab import Vocabulary
 
@@ -62,6 +62,10 @@ class TokenEncoder:
             "words": [self.word_ids(s) for s in sentences],
             "chars": [self.char_ids(s) for s in sentences],
         }
+
+
+def encoder(out):
+    return TokenEncoder.from_vocab_file(out / "vocab.json")
 
 
 def load_split(out, split):

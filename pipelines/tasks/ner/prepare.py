@@ -11,7 +11,7 @@ from pipelines.core.config import resolve_path
 from pipelines.core.errors import DataError, ParamsError
 from pipelines.core.io import looks_like_hub_id, save_json
 from pipelines.tasks.ner.reader import read_hub, read_local_conll
-from pipelines.tasks.ner.tags import convert_tags, detect_scheme, get_spans
+from pipelines.tasks.ner.labels import convert_tags, detect_scheme, get_spans
 from pipelines.text.tokenizer import TOKENIZER_VERSION, normalize_word
 from pipelines.text.vocab import Vocabulary
 
@@ -80,8 +80,11 @@ def build_stats(splits, read_stats, words, cfg, scheme, source_scheme):
     return stats
 
 
-def prepare(cfg, out):
-    """Writes out/data (DatasetDict), out/vocab.json and out/stats.json; returns the stats."""
+def prepare(cfg, out, seed=None):
+    """Writes out/data (DatasetDict), out/vocab.json and out/stats.json; returns the stats.
+
+    Nothing is random (validation is a file of its own), so `seed` is unused.
+    """
     import datasets
 
     source = cfg["source"]

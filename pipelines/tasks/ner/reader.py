@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pipelines.core.config import resolve_path
 from pipelines.core.errors import DataError
 from pipelines.core.io import load_hub_dataset
-from pipelines.tasks.ner.tags import TAG_PATTERN, TagSchemeError
+from pipelines.tasks.ner.labels import TAG_PATTERN, TagSchemeError
 
 DOCSTART = "-DOCSTART-"
 SPLITS = ("train", "validation", "test")

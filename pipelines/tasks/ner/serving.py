@@ -5,13 +5,13 @@ from pipelines.core.exporting import ServedModel
 from pipelines.tasks.base import ParityReport
 from pipelines.tasks.ner.encoding import iob2_names
 from pipelines.tasks.ner.model import predict_tag_ids
-from pipelines.tasks.ner.tags import get_spans
+from pipelines.tasks.ner.labels import get_spans
 from pipelines.text.tokenizer import tokenize, tokenize_with_offsets
 
 SERVE_CHUNK = 64  # sentences per model call inside one request
 
 
-def build_ner_archive(model, vocab):
+def build_archive(model, vocab):
     """A keras.export.ExportArchive whose `serving_default` maps text to tokens and tags."""
     import keras
     import tensorflow as tf

@@ -72,6 +72,10 @@ class DocumentEncoder:
         return {"words": [self.word_ids(t) for t in token_lists]}
 
 
+def encoder(out):
+    return DocumentEncoder.from_vocab_file(out / "vocab.json")
+
+
 def load_split(out, split):
     """A Split: tokens, label ids (y) and the ids and raw texts of the documents (extra)."""
     import datasets

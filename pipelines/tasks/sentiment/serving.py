@@ -27,7 +27,7 @@ def tf_truncate(tokens, max_tokens, policy):
     return tf.ragged.boolean_mask(tokens, keep)
 
 
-def build_sentiment_archive(model, vocab):
+def build_archive(model, vocab):
     """ExportArchive whose `serving_default` maps raw text to a label name and probabilities."""
     import keras
     import tensorflow as tf

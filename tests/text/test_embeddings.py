@@ -5,9 +5,9 @@ import re
 import numpy as np
 import pytest
 
-from pipelines.embeddings import load_vectors
-from pipelines.tokenizer import normalize_word
-from pipelines.vocab import Vocabulary
+from pipelines.text.embeddings import load_vectors
+from pipelines.text.tokenizer import normalize_word
+from pipelines.text.vocab import Vocabulary
 
 VOCAB = Vocabulary(["paris", "berlin", "0000", "tokyo", "rome"])  # ids 2..6
 

@@ -1,190 +1,29 @@
-"""The sentiment branch of the prepare stage: file formats, labels, the validation
-split, markup, vocabulary, truncation, stats, bad input and the hub branch."""
+"""The sentiment prepare stage: labels, the validation split, markup, vocabulary, truncation,
+stats, bad labels and params, and the hub branch."""
 
-import csv
-import gzip
-import io
-import json
-import random
 from collections import Counter
-from itertools import islice
-from pathlib import Path
 
 import datasets
 import pytest
-import yaml
 
-from pipelines.documents import (
-    DataError,
-    file_format,
-    iter_documents,
-    percentile,
-    stratified_split,
-    tokenize_document,
-    truncate_tokens,
+from pipelines.core.errors import DataError
+from pipelines.tasks.sentiment.encoding import tokenize_document
+from pipelines.tasks.sentiment.prepare import percentile, stratified_split
+from tests.tasks.sentiment.conftest import (
+    encode,
+    fails,
+    hub_dataset,
+    label_strings,
+    make_reviews,
+    make_source,
+    run,
+    run_ok,
+    tokens_of,
 )
-from pipelines.prepare import main
-from pipelines.tokenizer import clean_markup, tokenize
-
-ROOT = Path(__file__).resolve().parents[2]
-IMDB = ROOT.parent / "shared" / "data" / "imdb"
-
-POOLS = [
-    ["an awful film", "boring plot", "I hated it", "dull , slow and silly", "the worst of 1999"],
-    ["a great film", "wonderful acting", "I loved it", "superb , moving and funny", "the best of 2019"],
-    ["an average film", "some good parts", "it was okay", "fine but long", "a 50/50 affair"],
-]
-
-
-def make_reviews(n, seed, labels=(0, 1), prefix="r"):
-    """Deterministic reviews cycling through `labels`; the i-th label uses POOLS[i]."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        k = i % len(labels)
-        phrases = rng.sample(POOLS[k % len(POOLS)], rng.randint(1, 3))
-        sep = rng.choice([" . ", ".<br /><br />", " ! "])
-        rows.append({"id": f"{prefix}{seed}-{i}", "text": sep.join(phrases), "label": labels[k], "rating": i})
-    return rows
-
-
-def encode(name, rows):
-    """The bytes of `rows` in the format that the file name says."""
-    gz = name.endswith(".gz")
-    base = name[:-3] if gz else name
-    if base.endswith((".jsonl", ".json")):
-        data = "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")
-    elif base.endswith(".csv"):
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        data = buf.getvalue().encode("utf-8")
-    elif base.endswith(".parquet"):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pylist(rows), sink)
-        data = sink.getvalue().to_pybytes()
-    else:
-        raise AssertionError(name)
-    return gzip.compress(data, mtime=0) if gz else data
-
-
-def make_source(base, train, test, validation=None, ext="jsonl", name="src"):
-    """A folder of split files; returns (folder, the files mapping for params)."""
-    folder = Path(base) / name
-    folder.mkdir(parents=True)
-    files = {"train": f"train.{ext}", "validation": None, "test": f"test.{ext}"}
-    if validation is not None:
-        files["validation"] = f"valid.{ext}"
-    for split, rows in (("train", train), ("validation", validation), ("test", test)):
-        if rows is not None:
-            (folder / files[split]).write_bytes(encode(files[split], rows))
-    return folder, files
-
-
-def sentiment_params(base, source, seed=None, **prepare):
-    """The repository's params.yaml with sentiment.out_dir and source in `base`."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    section = params["sentiment"]
-    section["out_dir"] = str(Path(base) / "out" / "sentiment")
-    section["prepare"].update(source=str(source), min_word_count=1, max_vocab=None)
-    for key, value in prepare.items():
-        assert key in section["prepare"], f"unknown sentiment.prepare key {key}"
-        section["prepare"][key] = value
-    if seed is not None:
-        params["seed"] = seed
-    Path(base).mkdir(parents=True, exist_ok=True)
-    path = Path(base) / "params.yaml"
-    path.write_text(yaml.safe_dump(params), encoding="utf-8")
-    return path
-
-
-def run(base, source, capsys, seed=None, **prepare):
-    """Runs the stage; returns (exit code, output folder, stdout, stderr)."""
-    rc = main(["sentiment", "--params", str(sentiment_params(base, source, seed, **prepare))])
-    captured = capsys.readouterr()
-    return rc, Path(base) / "out" / "sentiment", captured.out, captured.err
-
-
-def run_ok(base, source, capsys, **kw):
-    rc, out, _, err = run(base, source, capsys, **kw)
-    assert rc == 0, err
-    return load(out)
-
-
-def load(out):
-    ds = datasets.load_from_disk(str(out / "data"))
-    vocab = json.loads((out / "vocab.json").read_text(encoding="utf-8"))
-    stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
-    return ds, vocab, stats
-
-
-def label_strings(ds, split):
-    return [ds[split].features["label"].int2str(i) for i in ds[split]["label"]]
-
-
-def tokens_of(rows):
-    return [tokenize(clean_markup(r["text"])) for r in rows]
 
 
 # ---------------------------------------------------------------------------
 # Formats
-
-
-@pytest.mark.parametrize(
-    "name, expected",
-    [
-        ("a.jsonl", ("jsonl", False)),
-        ("a.JSON", ("jsonl", False)),
-        ("a.jsonl.gz", ("jsonl", True)),
-        ("a.csv", ("csv", False)),
-        ("a.csv.gz", ("csv", True)),
-        ("a.parquet", ("parquet", False)),
-        ("a.b.parquet.gz", ("parquet", True)),
-    ],
-)
-def test_file_format_from_extension(name, expected):
-    assert file_format(name) == expected
-
-
-def test_every_format_gives_the_same_dataset(tmp_path, capsys):
-    train, test = make_reviews(40, 1), make_reviews(12, 2)
-    results = {}
-    for ext in ("jsonl", "jsonl.gz", "json", "csv", "csv.gz", "parquet", "parquet.gz"):
-        case = tmp_path / ext.replace(".", "_")
-        folder, files = make_source(case, train, test, ext=ext)
-        ds, vocab, stats = run_ok(case, folder, capsys, files=files)
-        assert stats.pop("sources")["train"]["path"] == str(folder / files["train"])
-        assert list(ds) == ["train", "validation", "test"]
-        results[ext] = ({split: ds[split].to_dict() for split in ds}, ds["train"].features, vocab, stats)
-    reference = results["jsonl"]
-    for ext, result in results.items():
-        assert result == reference, ext
-
-    data, features, vocab, _ = reference
-    assert features == datasets.Features(
-        {
-            "id": datasets.Value("string"),
-            "text": datasets.Value("string"),
-            "tokens": datasets.Sequence(datasets.Value("string")),
-            "label": datasets.ClassLabel(names=["neg", "pos"]),
-            "num_tokens": datasets.Value("int32"),
-        }
-    )
-    assert data["test"]["id"] == [r["id"] for r in test]
-    assert data["test"]["text"] == [r["text"] for r in test]  # raw, for the export parity check
-    assert data["test"]["label"] == [r["label"] for r in test]
-    assert data["test"]["tokens"] == tokens_of(test)
-    assert data["test"]["num_tokens"] == [len(t) for t in tokens_of(test)]
-    by_id = {r["id"]: r for r in train}
-    for split in ("train", "validation"):
-        assert data[split]["tokens"] == tokens_of(by_id[i] for i in data[split]["id"])
-        assert data[split]["label"] == [by_id[i]["label"] for i in data[split]["id"]]
-    assert vocab["labels"] == ["neg", "pos"]
-    assert vocab["words"][:2] == ["<pad>", "<unk>"]
 
 
 # ---------------------------------------------------------------------------
@@ -341,29 +180,6 @@ def test_vocabulary_comes_from_train_only(tmp_path, capsys):
     assert vocab["words"] == ["<pad>", "<unk>", "Paris", "2019", "ROCKS", "in", "paris", "rocks"]
 
 
-def test_truncate_tokens_policies():
-    toks = list("abcdefghij")
-    assert truncate_tokens(toks, 4, "head") == list("abcd")
-    assert truncate_tokens(toks, 4, "tail") == list("ghij")
-    assert truncate_tokens(toks, 4, "head_tail") == list("abij")
-    assert truncate_tokens(toks, 5, "head_tail") == list("abhij")  # h = 5 // 2 = 2
-    assert truncate_tokens(toks, 1, "head_tail") == ["j"]  # h = 0
-    assert truncate_tokens(toks, 9, "head_tail") == list("abcdfghij")
-    for policy in ("head", "tail", "head_tail"):
-        assert truncate_tokens(toks, 10, policy) == toks  # not longer than max: unchanged
-        assert truncate_tokens(toks, 50, policy) == toks
-        assert truncate_tokens([], 3, policy) == []
-        assert truncate_tokens(tuple("ab"), 2, policy) == ["a", "b"]
-        assert len(truncate_tokens(toks, 7, policy)) == 7
-    result = truncate_tokens(toks, 10, "head")
-    assert result is not toks
-    with pytest.raises(ValueError, match="truncate policy"):
-        truncate_tokens(toks, 4, "middle")
-    for bad in (0, -1, 2.0, True, None):
-        with pytest.raises(ValueError, match="max_tokens"):
-            truncate_tokens(toks, bad, "head")
-
-
 @pytest.mark.parametrize(
     "policy, kept",
     [("head", "one two three four"), ("tail", "four five six seven"), ("head_tail", "one two six seven")],
@@ -441,48 +257,7 @@ def test_stage_prints_a_summary(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------
-# Bad input: exit code 1, a message naming the file and line, nothing written
-
-
-def assert_error(err, *fragments):
-    assert err.startswith("prepare: error: "), err
-    for fragment in fragments:
-        assert fragment in err, (fragment, err)
-
-
-def fails(tmp_path, capsys, source, *fragments, **prepare):
-    rc, out, _, err = run(tmp_path, source, capsys, **prepare)
-    assert rc == 1
-    assert_error(err, *fragments)
-    assert not (out / "data").exists()
-    return err
-
-
-def test_missing_text_column_jsonl(tmp_path, capsys):
-    train = [{"id": "1", "review": "good", "label": 1}]
-    folder, files = make_source(tmp_path, make_reviews(4, 1) + train, make_reviews(4, 2))
-    path = folder / files["train"]
-    fails(tmp_path, capsys, folder, f"{path}:5: no 'text' field (fields: id, review, label)", files=files)
-
-
-@pytest.mark.parametrize("ext", ["csv", "csv.gz", "parquet"])
-def test_missing_label_column(tmp_path, capsys, ext):
-    rows = [{"id": r["id"], "text": r["text"], "sentiment": r["label"]} for r in make_reviews(10, 1)]
-    folder, files = make_source(tmp_path, rows, rows, ext=ext)
-    path = folder / files["train"]
-    fails(tmp_path, capsys, folder, f"{path}: no 'label' column (columns: id, text, sentiment)", files=files)
-    # ... and a configurable column name makes it work
-    ds, _, _ = run_ok(tmp_path / "ok", folder, capsys, files=files, label_column="sentiment")
-    assert ds["test"]["label"] == [r["sentiment"] for r in rows]
-
-
-def test_configurable_text_and_id_columns(tmp_path, capsys):
-    rows = [{"review": r["text"], "y": r["label"]} for r in make_reviews(10, 1)]
-    folder, files = make_source(tmp_path, rows, rows)
-    ds, _, _ = run_ok(tmp_path, folder, capsys, files=files, text_column="review", label_column="y", id_column=None)
-    assert ds["test"]["id"] == [f"test-{i}" for i in range(10)]
-    assert ds["test"]["tokens"] == [tokenize(clean_markup(r["review"])) for r in rows]
-    assert all(i.startswith("train-") for i in ds["validation"]["id"])
+# Bad labels and params: exit code 1, a message naming the file and line, nothing written
 
 
 def test_unknown_label_in_test(tmp_path, capsys):
@@ -541,69 +316,6 @@ def test_empty_split(tmp_path, capsys):
     fails(tmp_path, capsys, folder, f"the test split ({folder / files['test']}) contains no documents", files=files)
 
 
-@pytest.mark.parametrize("ext", ["jsonl", "jsonl.gz", "csv"])
-def test_non_utf8_line(tmp_path, capsys, ext):
-    folder, files = make_source(tmp_path, make_reviews(10, 1), make_reviews(4, 2), ext=ext)
-    path = folder / files["test"]
-    good = encode(files["test"].replace(".gz", ""), make_reviews(4, 2)).split(b"\n")
-    good[2] = good[2][:5] + b"\xe9" + good[2][5:]
-    data = b"\n".join(good)
-    path.write_bytes(gzip.compress(data) if ext.endswith(".gz") else data)
-    fails(tmp_path, capsys, folder, f"{path}:3: not valid UTF-8", files=files)
-
-
-def test_invalid_json_line(tmp_path, capsys):
-    folder, files = make_source(tmp_path, make_reviews(10, 1), make_reviews(4, 2))
-    path = folder / files["train"]
-    lines = path.read_text(encoding="utf-8").splitlines()
-    lines[6] = lines[6][:-1]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    fails(tmp_path, capsys, folder, f"{path}:7: not valid JSON", files=files)
-    path.write_text('["a list"]\n', encoding="utf-8")
-    fails(tmp_path / "b", capsys, folder, f"{path}:1: expected a JSON object, got list", files=files)
-
-
-def test_text_must_be_a_string(tmp_path, capsys):
-    train = make_reviews(6, 1)
-    train[1]["text"] = None
-    folder, files = make_source(tmp_path, train, make_reviews(4, 2))
-    fails(tmp_path, capsys, folder, f"{folder / files['train']}:2: 'text' must be a string, got null", files=files)
-
-
-def test_csv_row_with_wrong_field_count(tmp_path, capsys):
-    folder, files = make_source(tmp_path, make_reviews(6, 1), make_reviews(4, 2), ext="csv")
-    path = folder / files["test"]
-    path.write_text(path.read_text(encoding="utf-8") + "x,only two\n", encoding="utf-8")
-    fails(tmp_path, capsys, folder, f"{path}:6: 2 fields, but the header has 4 (id, text, label, rating)", files=files)
-
-
-def test_missing_source_folder(tmp_path, capsys):
-    missing = tmp_path / "nowhere"
-    fails(tmp_path, capsys, missing, "sentiment source folder not found", str(missing))
-
-
-def test_missing_file(tmp_path, capsys):
-    folder, files = make_source(tmp_path, make_reviews(6, 1), make_reviews(4, 2))
-    (folder / files["test"]).unlink()
-    fails(tmp_path, capsys, folder, f"test file not found: {folder / files['test']}", files=files)
-    files = {**files, "validation": "valid.jsonl"}
-    fails(tmp_path / "b", capsys, folder, f"validation file not found: {folder / 'valid.jsonl'}", files=files)
-
-
-def test_unsupported_extension(tmp_path, capsys):
-    folder, files = make_source(tmp_path, make_reviews(6, 1), make_reviews(4, 2))
-    (folder / "train.txt").write_text("a good film\n", encoding="utf-8")
-    fails(tmp_path, capsys, folder, f"{folder / 'train.txt'}: unsupported file type", ".jsonl, .json, .csv or .parquet",
-          files={**files, "train": "train.txt"})
-
-
-def test_not_gzip(tmp_path, capsys):
-    folder, files = make_source(tmp_path, make_reviews(6, 1), make_reviews(4, 2))
-    (folder / "test.jsonl.gz").write_bytes((folder / files["test"]).read_bytes())
-    fails(tmp_path, capsys, folder, f"{folder / 'test.jsonl.gz'}:1: cannot read the gzip file",
-          files={**files, "test": "test.jsonl.gz"})
-
-
 @pytest.mark.parametrize(
     "key, value",
     [
@@ -626,32 +338,7 @@ def test_validation_size_leaving_nothing(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------
-# The hub branch
-
-
-HUB_TEXTS = ["Great film", "Awful<br />film", "Loved it", "Hated it", "Superb", "Boring", "Fine", "Dull", "Wow", "Meh"]
-
-
-def hub_dataset(splits=("train", "test"), label_feature=None, labels=None, text_col="text"):
-    labels = labels if labels is not None else [1, 0] * 5
-    feature = label_feature or datasets.ClassLabel(names=["neg", "pos"])
-    features = datasets.Features({text_col: datasets.Value("string"), "label": feature})
-    data = {text_col: HUB_TEXTS, "label": labels}
-    return datasets.DatasetDict({s: datasets.Dataset.from_dict(data, features=features) for s in splits})
-
-
-@pytest.fixture
-def fake_hub(monkeypatch):
-    holder = {"ds": hub_dataset(), "calls": []}
-
-    def load_dataset(path, name=None, *args, **kwargs):
-        holder["calls"].append((path, name))
-        if isinstance(holder["ds"], Exception):
-            raise holder["ds"]
-        return holder["ds"]
-
-    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    return holder
+# The hub branch (fake_hub: conftest.py)
 
 
 def test_prepare_from_hub_carves_validation(tmp_path, fake_hub, capsys):
@@ -682,35 +369,5 @@ def test_prepare_from_hub_with_validation_and_string_labels(tmp_path, fake_hub, 
     assert set(stats["sources"]) == {"train", "validation", "test"}
 
 
-def test_hub_errors(tmp_path, fake_hub, capsys):
-    fake_hub["ds"] = hub_dataset(text_col="review")
-    fails(tmp_path / "a", capsys, "someone/reviews",
-          "hub dataset 'someone/reviews' split 'train' has no column 'text' (columns: review, label)", id_column=None)
-    fake_hub["ds"] = hub_dataset(splits=("train",))
-    fails(tmp_path / "b", capsys, "someone/reviews", "has no 'test' split (has: train)", id_column=None)
-    fake_hub["ds"] = hub_dataset(labels=[1, 0, 1, 0, 1, 0, 1, 0, 1, -1])
-    fails(tmp_path / "c", capsys, "someone/reviews", "someone/reviews[train][9]: label -1 is outside 0..1",
-          id_column=None)
-    fake_hub["ds"] = ConnectionError("offline")
-    fails(tmp_path / "d", capsys, "someone/reviews", "could not be loaded from the Hugging Face hub",
-          "ConnectionError: offline")
-
-
 # ---------------------------------------------------------------------------
 # The real data (read through the reader only; fast)
-
-
-@pytest.mark.skipif(not (IMDB / "train.jsonl.gz").is_file(), reason="../shared/data/imdb is not available")
-def test_reads_the_first_lines_of_the_imdb_train_file():
-    path = IMDB / "train.jsonl.gz"
-    reader = iter_documents(path, "text", "label", "id")
-    docs = list(islice(reader, 300))
-    reader.close()
-    assert len(docs) == 300
-    assert docs[0].where == f"{path}:1" and docs[-1].where == f"{path}:300"
-    assert all(isinstance(d.text, str) and d.text for d in docs)
-    assert {d.label for d in docs} <= {0, 1}
-    assert len({d.id for d in docs}) == 300
-    assert any("<br />" in d.text for d in docs)
-    tokens = [tokenize_document(d.text) for d in docs[:50]]
-    assert all(tokens) and not any("<br" in t or t == "br" for doc in tokens for t in doc)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from pipelines.tf_tokenizer import tf_clean_markup, tf_normalize_words, tf_tokenize
-from pipelines.tokenizer import (
+from pipelines.text.tf_tokenizer import tf_clean_markup, tf_normalize_words, tf_tokenize
+from pipelines.text.tokenizer import (
     TOKENIZER_VERSION,
     clean_markup,
     normalize_word,
@@ -77,7 +77,7 @@ def test_version():
 
 
 def test_pure_python_module_does_not_import_tensorflow():
-    code = "import sys, pipelines.tokenizer; sys.exit('tensorflow' in sys.modules)"
+    code = "import sys, pipelines.text.tokenizer; sys.exit('tensorflow' in sys.modules)"
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
 
 

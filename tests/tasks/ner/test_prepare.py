@@ -1,15 +1,16 @@
-"""The prepare stage end to end on tiny files, its error reporting and the hub branch."""
+"""The NER prepare stage end to end on tiny files, its error reporting and the hub branch."""
 
 import json
 from collections import Counter
 from pathlib import Path
 
 import datasets
-import pytest
+import yaml
 
-from pipelines import conll
-from pipelines.prepare import DataError, looks_like_hub_id, main, read_hub
+from pipelines.prepare import main
+from pipelines.tasks.ner.prepare import prepare, summary_lines
 from tests.conftest import make_sentences, tiny_params, write_conll
+from tests.tasks.ner.conftest import hub_dataset
 
 
 def run(tmp_path, source, capsys=None, **overrides):
@@ -262,6 +263,18 @@ def test_stage_prints_a_summary(tmp_path, conll_dir, capsys):
     assert "prepare: error" not in captured.err
 
 
+def test_prepare_returns_the_stats_it_writes(tmp_path, conll_dir):
+    """tasks.ner.prepare.prepare(cfg, out): the stage's work without the CLI."""
+    cfg = yaml.safe_load(tiny_params(tmp_path, conll_dir).read_text())["ner"]["prepare"]
+    out = tmp_path / "direct"
+    stats = prepare(cfg, out)
+    assert stats == json.loads((out / "stats.json").read_text(encoding="utf-8"))
+    assert (out / "vocab.json").is_file() and (out / "data").is_dir()
+    lines = summary_lines(stats)
+    assert lines[0].startswith("train: 40 sentences, ") and lines[-1].startswith("vocabulary: ")
+    assert [line.split(":")[0] for line in lines[:-1]] == ["train", "validation", "test"]
+
+
 # ---------------------------------------------------------------------------
 # Bad input: exit code 1 and a message naming file and line
 
@@ -348,106 +361,7 @@ def test_undecodable_file(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------
-# Hub ids and the hub branch
-
-
-@pytest.mark.parametrize("source", ["eriktks/conll2003", "conll2003", "wnut_17", "owner/name-2"])
-def test_looks_like_hub_id_accepts_ids(source):
-    assert looks_like_hub_id(source)
-
-
-@pytest.mark.parametrize(
-    "source",
-    ["./data/conll", "../shared/data/conll2003", "/abs/path", "~/data", "a/b/c", "a//b", "owner/", "/", ""],
-)
-def test_looks_like_hub_id_rejects_paths(source):
-    assert not looks_like_hub_id(source)
-
-
-def test_looks_like_hub_id_rejects_existing_paths(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "conll2003").mkdir()
-    (tmp_path / "owner").mkdir()
-    (tmp_path / "owner" / "name").mkdir()
-    assert not looks_like_hub_id("conll2003")
-    assert not looks_like_hub_id("owner/name")
-    assert looks_like_hub_id("other/name")
-    assert not looks_like_hub_id(tmp_path)
-
-
-HUB_TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
-
-
-def hub_dataset(tags_col="ner_tags", names=HUB_TAGS, splits=("train", "validation", "test")):
-    features = datasets.Features(
-        {
-            "id": datasets.Value("string"),
-            "tokens": datasets.Sequence(datasets.Value("string")),
-            tags_col: datasets.Sequence(datasets.ClassLabel(names=names)),
-        }
-    )
-    data = {
-        "id": ["0", "1", "2"],
-        "tokens": [["John", "Smith", "visited", "Paris"], [], ["Berlin", "rocks"]],
-        tags_col: [[1, 2, 0, 3], [], [3, 0]],
-    }
-    return datasets.DatasetDict({s: datasets.Dataset.from_dict(data, features=features) for s in splits})
-
-
-@pytest.fixture
-def fake_hub(monkeypatch):
-    calls = []
-    holder = {"ds": hub_dataset()}
-
-    def load_dataset(path, name=None, *args, **kwargs):
-        calls.append((path, name))
-        return holder["ds"]
-
-    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    holder["calls"] = calls
-    return holder
-
-
-def hub_cfg(**kw):
-    cfg = {"hub_config": None, "hub_tokens_column": "tokens", "hub_tags_column": "ner_tags"}
-    cfg.update(kw)
-    return cfg
-
-
-def test_read_hub_converts_class_labels(fake_hub):
-    splits, read_stats = read_hub("someone/tiny-ner", hub_cfg(hub_config="en"))
-    assert fake_hub["calls"] == [("someone/tiny-ner", "en")]
-    assert set(splits) == {"train", "validation", "test"}
-    rows = splits["train"]
-    assert len(rows) == 2  # the empty example is dropped
-    assert rows[0]["tokens"] == ["John", "Smith", "visited", "Paris"]
-    assert rows[0]["tags"] == ["B-PER", "I-PER", "O", "B-LOC"]
-    assert rows[1]["tags"] == ["B-LOC", "O"]
-    assert rows[1]["line"] == 2
-    assert rows[1]["source"] == "someone/tiny-ner[train]"
-    assert read_stats["test"] == {"docstart_lines_skipped": 0, "documents": 0}
-
-
-def test_read_hub_missing_column(fake_hub):
-    fake_hub["ds"] = hub_dataset(tags_col="ner")
-    with pytest.raises(DataError, match=r"split 'train' has no column 'ner_tags' \(columns: id, tokens, ner\)"):
-        read_hub("someone/tiny-ner", hub_cfg())
-    splits, _ = read_hub("someone/tiny-ner", hub_cfg(hub_tags_column="ner"))
-    assert splits["test"][0]["tags"] == ["B-PER", "I-PER", "O", "B-LOC"]
-    with pytest.raises(DataError, match="has no column 'words'"):
-        read_hub("someone/tiny-ner", hub_cfg(hub_tokens_column="words", hub_tags_column="ner"))
-
-
-def test_read_hub_missing_split(fake_hub):
-    fake_hub["ds"] = hub_dataset(splits=("train", "test"))
-    with pytest.raises(DataError, match="has no 'validation' split"):
-        read_hub("someone/tiny-ner", hub_cfg())
-
-
-def test_read_hub_invalid_tag_name(fake_hub):
-    fake_hub["ds"] = hub_dataset(names=["O", "PERSON", "I-PER", "B-LOC", "I-LOC"])
-    with pytest.raises(conll.TagSchemeError, match=r"someone/tiny-ner\[train\]\[0\]: invalid tag 'PERSON'"):
-        read_hub("someone/tiny-ner", hub_cfg())
+# The hub branch (fake_hub: tests/tasks/ner/conftest.py)
 
 
 def test_prepare_from_hub(tmp_path, fake_hub, capsys):

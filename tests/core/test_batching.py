@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from pipelines.batching import BucketBatcher, fit_data, pad_batch
+from pipelines.core.batching import BucketBatcher, fit_data, pad_batch
 
 
 def make_data(lengths, char_lengths=None):

@@ -5,7 +5,8 @@ from collections import Counter
 
 import pytest
 
-from pipelines.vocab import OOV, PAD, Vocabulary, load_json, save_json
+from pipelines.core.io import load_json, save_json
+from pipelines.text.vocab import OOV, PAD, Vocabulary
 
 
 def test_reserved_ids():

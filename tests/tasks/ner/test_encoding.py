@@ -1,10 +1,14 @@
-"""TokenEncoder: word ids with normalisation, character ids, shapes."""
+"""NER encoding: TokenEncoder (word ids with normalisation, character ids, shapes), tag-name helpers, splits."""
 
 import numpy as np
 import pytest
+import yaml
 
-from pipelines.features import TokenEncoder
-from pipelines.vocab import Vocabulary, save_json
+from pipelines.core.io import load_json, save_json
+from pipelines.tasks.base import Split
+from pipelines.tasks.ner.encoding import TokenEncoder, decode_names, iob2_names, load_split, to_iob2
+from pipelines.text.vocab import Vocabulary
+from tests.conftest import make_sentences, tiny_params
 
 WORDS = Vocabulary(["paris", "the", "0000", "0.0", "new"])  # ids 2..6
 CHARS = Vocabulary(list("Paristhe0N"))  # ids 2..11, case kept
@@ -90,6 +94,44 @@ def test_from_vocab_file(tmp_path):
         path,
     )
     enc = TokenEncoder.from_vocab_file(path)
+    assert enc.vocab == load_json(path)  # the whole file, tags and scheme included
     assert enc.lowercase and not enc.digits_to_zero and enc.max_word_chars == 2
     assert enc.word_ids(["PARIS", "1999", "0000"]).tolist() == [2, 1, 4]
     assert enc.char_ids(["Paris"]).tolist() == [[char_id("P"), char_id("a")]]
+
+
+# ---------------------------------------------------------------- tag names and the prepared splits
+
+
+def test_decode_names_and_to_iob2():
+    names = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
+    ids = [np.array([1, 3, 0, 4], dtype=np.int32), np.array([], dtype=np.int32)]
+    assert decode_names(ids, names) == [["B-PER", "E-PER", "O", "S-PER"], []]
+    iobes = decode_names(ids, names)
+    assert to_iob2(iobes, "IOBES") == [["B-PER", "I-PER", "O", "B-PER"], []]
+    iob2 = [("B-LOC", "O")]
+    assert to_iob2(iob2, "IOB2") == [["B-LOC", "O"]]  # lists, not the input's tuples
+
+
+def test_iob2_names_maps_tag_by_tag():
+    assert iob2_names(["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-S-X"]) == [
+        "O", "B-PER", "I-PER", "I-PER", "B-PER", "B-S-X"]
+
+
+def test_load_split_gives_int32_tag_ids_and_tag_names(tmp_path, conll_dir):
+    from pipelines.tasks.ner.prepare import prepare
+
+    cfg = yaml.safe_load(tiny_params(tmp_path, conll_dir).read_text())["ner"]["prepare"]
+    out = tmp_path / "prepared"
+    prepare(cfg, out)
+    vocab = load_json(out / "vocab.json")
+    split = load_split(out, "validation")
+    assert isinstance(split, Split)
+    sentences = make_sentences(12, seed=2)  # conftest.write_conll_splits: valid.txt
+    assert split.tokens == [tokens for tokens, _ in sentences]
+    assert split.num_tokens == sum(len(t) for t, _ in sentences)
+    assert all(isinstance(y, np.ndarray) and y.dtype == np.int32 for y in split.y)
+    assert [len(y) for y in split.y] == [len(t) for t in split.tokens]
+    assert split.extra["tag_names"] == vocab["tags"]
+    assert split.extra["tags"] == decode_names(split.y, vocab["tags"])
+    assert to_iob2(split.extra["tags"], vocab["tag_scheme"]) == [tags for _, tags in sentences]
