@@ -31,7 +31,7 @@ test: setup-test
 	$(BIN)/python -m pytest
 
 benchmark: setup
-	$(BIN)/python -m pipelines.benchmark all
+	$(BIN)/python -m benchmarks all
 
 # In a fresh venv, so test-only packages (torch) and leftovers of .venv stay out of requirements.txt.
 lock:
@@ -65,4 +65,4 @@ $(BENCH_VENV)/.installed: requirements.txt requirements-benchmark.txt
 	touch $@
 
 speed: benchmark-setup
-	HF_HUB_OFFLINE=1 $(BENCH_BIN)/python -m pipelines.benchmark speed $(SPEED_ARGS)
+	HF_HUB_OFFLINE=1 $(BENCH_BIN)/python -m benchmarks speed $(SPEED_ARGS)

@@ -1,195 +1,157 @@
-"""Full-data benchmark: prepare, train, evaluate and export with the default params.
+"""Accuracy benchmark: prepare, train, evaluate and export a task with the default params.
 
-Usage: python -m pipelines.benchmark ner|sentiment|all [--repeats N]
-       python -m pipelines.benchmark speed [--epochs N] [--max-sentences N] [--no-flair] ...
-NER prints test F1 (seqeval default/conlleval mode and strict IOB2); sentiment
-prints test accuracy. Both print training wall time and training throughput
-(median tokens/s over epochs after the first). Outputs go to
-outputs/benchmark/<task>, apart from the DVC pipeline's.
+Usage: python -m benchmarks ner|sentiment|all [--repeats N] [--reuse-word2vec] [--params P] [--out-root DIR]
 
-`speed` measures throughput only (pipelines/speed.py): NER training and
-inference tokens/s against flair's BiLSTM-CRF (needs requirements-benchmark.txt,
-`make speed`), the SavedModel's batched tokens/s and latency, and IMDB training
-tokens/s; it writes outputs/benchmark/speed/speed.{json,txt}.
+One runner serves every task (only the public Task API and the stage drivers
+of pipelines.core are used). It prints the task's test metrics (metrics.json,
+each prefixed `test_`: NER F1 in seqeval's conlleval mode and strict IOB2,
+sentiment accuracy, ...), training wall time and training throughput (median
+tokens/s over the epochs after the first); with --repeats N the runs use seeds
+seed, seed+1, ... and the medians are reported. Outputs go to
+<out-root>/<task> (default outputs/benchmark/<task>), apart from the DVC
+pipeline's; <out-root>/<task>/benchmark.json holds the runs and medians.
 """
 
-import argparse
+import copy
+import functools
 import shutil
 import statistics
-import sys
 import time
+from pathlib import Path
 
-from pipelines.config import ROOT, load_params, resolve_path
+from pipelines.core.config import ROOT, load_params, resolve_path
+from pipelines.core.errors import StageError
+from pipelines.core.io import load_json, save_json
+from pipelines.tasks import TASK_NAMES, load_task
 
-
-_TRAINED_VECTORS = set()
-REUSE_VECTORS = False
-
-
-def pretrain_vectors(params, out, task):
-    """Runs the word2vec stage into the benchmark folder when the task uses its output."""
-    import yaml
-
-    from pipelines import word2vec
-
-    default = resolve_path(params["word2vec"]["out_dir"]) / "vectors.txt"
-    wanted = params[task]["train"].get("embeddings_file")
-    if not wanted or resolve_path(wanted) != default:
-        return None
-    bench_vectors = out.parent / "word2vec" / "vectors.txt"
-    params[task]["train"]["embeddings_file"] = str(bench_vectors)
-    if bench_vectors in _TRAINED_VECTORS or (REUSE_VECTORS and bench_vectors.is_file()):
-        return 0.0  # trained earlier (same params and seed give the same vectors)
-    params["word2vec"]["out_dir"] = str(bench_vectors.parent)
-    tmp_params = out.parent / "params.yaml"
-    tmp_params.parent.mkdir(parents=True, exist_ok=True)
-    tmp_params.write_text(yaml.safe_dump(params))
-    start = time.perf_counter()
-    if word2vec.main(["--params", str(tmp_params)]) != 0:
-        raise SystemExit("benchmark: the word2vec stage failed")
-    _TRAINED_VECTORS.add(bench_vectors)
-    return round(time.perf_counter() - start, 1)
+DEFAULT_ROOT = ROOT / "outputs" / "benchmark"
 
 
-def run_ner(params, out):
-    from pipelines.evaluate import evaluate_ner
-    from pipelines.export import export_ner
-    from pipelines.prepare import prepare_ner
-    from pipelines.train import train_ner
+class AccuracyBenchmark:
+    """Full runs of tasks into `root`/<task>; the word2vec vectors go to `root`/word2vec.
 
-    if (out / "train_state").exists():
-        shutil.rmtree(out / "train_state")  # a benchmark never resumes
-    word2vec_seconds = pretrain_vectors(params, out, "ner")
-    prepare_ner(params["ner"]["prepare"], out)
-    start = time.perf_counter()
-    summary = train_ner(params, out)
-    train_wall = time.perf_counter() - start
-    metrics = evaluate_ner(params, out)
-    export = export_ner(params, out)
-    return {
-        "test_f1": metrics["f1"],
-        "test_f1_strict": metrics["strict"]["f1"],
-        "test_precision": metrics["precision"],
-        "test_recall": metrics["recall"],
-        "best_epoch": summary["best_epoch"],
-        "epochs_run": summary["epochs_run"],
-        "word2vec_seconds": word2vec_seconds,
-        "train_wall_seconds": round(train_wall, 1),
-        "train_tokens_per_second": summary["train_tokens_per_second"],
-        "export_parity_mismatches": export["mismatches"],
-    }
+    The vectors are trained at most once per benchmark object (the first run
+    that needs them) and shared by every later run and task; with
+    `reuse_word2vec` an existing root/word2vec/vectors.txt is used as it is.
+    """
 
+    def __init__(self, root=DEFAULT_ROOT, reuse_word2vec=False, log=print):
+        self.root = Path(root)
+        self.reuse_word2vec = reuse_word2vec
+        self.log = log
+        self.trained_vectors = set()
 
-def run_sentiment(params, out):
-    from pipelines.prepare import prepare_sentiment
-    from pipelines.sentiment import evaluate_sentiment, export_sentiment, train_sentiment
+    def vectors(self, params, name):
+        """Points the task at the benchmark's word2vec vectors when it uses the word2vec stage's
+        output (params is the run's own copy); returns the stage's seconds, 0.0 when reused,
+        None when the task does not use them."""
+        import yaml
 
-    if (out / "train_state").exists():
-        shutil.rmtree(out / "train_state")
-    word2vec_seconds = pretrain_vectors(params, out, "sentiment")
-    prepare_sentiment(params["sentiment"]["prepare"], out, params["seed"])
-    start = time.perf_counter()
-    summary = train_sentiment(params, out)
-    train_wall = time.perf_counter() - start
-    metrics = evaluate_sentiment(params, out)
-    export = export_sentiment(params, out)
-    return {
-        "test_accuracy": metrics["accuracy"],
-        "test_macro_f1": metrics["macro_f1"],
-        "test_roc_auc": metrics.get("roc_auc"),
-        "best_epoch": summary["best_epoch"],
-        "epochs_run": summary["epochs_run"],
-        "word2vec_seconds": word2vec_seconds,
-        "train_wall_seconds": round(train_wall, 1),
-        "train_tokens_per_second": summary["train_tokens_per_second"],
-        "export_parity_mismatches": export["mismatches"],
-    }
+        from pipelines import word2vec
 
+        default = resolve_path(params["word2vec"]["out_dir"]) / "vectors.txt"
+        wanted = params[name]["train"].get("embeddings_file")
+        if not wanted or resolve_path(wanted) != default:
+            return None
+        vectors = self.root / "word2vec" / "vectors.txt"
+        params[name]["train"]["embeddings_file"] = str(vectors)
+        if vectors in self.trained_vectors or (self.reuse_word2vec and vectors.is_file()):
+            return 0.0
+        params["word2vec"]["out_dir"] = str(vectors.parent)
+        stage_params = self.root / "params.yaml"
+        stage_params.parent.mkdir(parents=True, exist_ok=True)
+        stage_params.write_text(yaml.safe_dump(params))
+        start = time.perf_counter()
+        if word2vec.main(["--params", str(stage_params)]) != 0:
+            raise StageError("the word2vec stage failed (its error is above)")
+        self.trained_vectors.add(vectors)
+        return round(time.perf_counter() - start, 1)
 
-RUNNERS = {"ner": run_ner, "sentiment": run_sentiment}
+    def run_once(self, task, params):
+        """prepare -> train -> evaluate -> export of one seed; returns the flat result."""
+        # The stage drivers load Keras: imported here so that `--help` stays fast.
+        from pipelines.core.evaluating import evaluate
+        from pipelines.core.exporting import export
+        from pipelines.core.trainer import train
 
+        out = self.root / task.name
+        params[task.name]["out_dir"] = str(out)
+        if (out / "train_state").exists():
+            shutil.rmtree(out / "train_state")  # a benchmark never resumes
+        word2vec_seconds = self.vectors(params, task.name)
+        task.prepare(params[task.name]["prepare"], out, params["seed"])
+        start = time.perf_counter()
+        summary, _ = train(task, params, out)
+        train_wall = time.perf_counter() - start
+        metrics, _ = evaluate(task, params, out)
+        try:
+            report = export(task, params, out)
+        except StageError as err:  # recorded, not fatal: the report is in export.json
+            self.log(f"benchmark: warning: {err}")
+            report = load_json(out / "export.json")
+        measured = {
+            "best_epoch": summary["best_epoch"],
+            "epochs_run": summary["epochs_run"],
+            "word2vec_seconds": word2vec_seconds,
+            "train_wall_seconds": round(train_wall, 1),
+            "train_tokens_per_second": summary["train_tokens_per_second"],
+            "export_parity_mismatches": report["mismatches"],
+        }
+        return {**{f"test_{k}": v for k, v in metrics.items()}, **measured}
 
-def run_speed_command(args):
-    from pipelines import speed
+    def run(self, name, params, repeats=1):
+        """`repeats` runs of task `name` with seeds seed, seed+1, ...; returns {runs, medians}.
 
-    params = load_params(args.params)
-    # Random word embeddings: the word2vec stage takes minutes and changes no speed.
-    for task in ("ner", "sentiment"):
-        params[task]["train"]["embeddings_file"] = None
-    out = ROOT / "outputs" / "benchmark" / "speed"
-    params["ner"]["out_dir"] = str(out / "ner")
-    params["sentiment"]["out_dir"] = str(out / "sentiment")
-    try:
-        _, table = speed.run_speed(
-            params, out, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
-            max_sentences=args.max_sentences or None, with_flair=not args.no_flair,
-            inference_batch=args.inference_batch, serving_batch_sizes=args.serving_batch_sizes,
-            latency_sentences=args.latency_sentences, repeats=args.repeats,
-            imdb_documents=args.imdb_documents or None, with_imdb=not args.no_imdb,
-        )
-    except speed.FlairMissing as err:
-        print(f"benchmark: error: {err}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, ValueError) as err:
-        print(f"benchmark: error: {err}", file=sys.stderr)
-        return 1
-    print(f"\n== speed benchmark (outputs/benchmark/speed/speed.json) ==\n{table}")
-    return 0
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=["ner", "sentiment", "all", "speed"])
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="runs with seeds seed, seed+1, ...; medians are reported (default 1); "
-                             "speed: timed passes of each inference measurement (default 3)")
-    parser.add_argument("--params", default=None)
-    parser.add_argument("--reuse-word2vec", action="store_true",
-                        help="keep outputs/benchmark/word2vec/vectors.txt from an earlier benchmark run")
-    speed_args = parser.add_argument_group("speed")
-    speed_args.add_argument("--epochs", type=int, default=3, help="measured training epochs after the warm-up")
-    speed_args.add_argument("--warmup-epochs", type=int, default=1, help="training epochs left out of the median")
-    speed_args.add_argument("--max-sentences", type=int, default=0,
-                            help="train both on the first N CoNLL training sentences (default 0: all 14,041)")
-    speed_args.add_argument("--imdb-documents", type=int, default=5000,
-                            help="IMDB training documents, a seeded sample (0: all)")
-    speed_args.add_argument("--inference-batch", type=int, default=256, help="batch size of in-memory inference")
-    speed_args.add_argument("--serving-batch-sizes", type=int, nargs="+", default=[256, 1024],
-                            help="SavedModel batch sizes (sentences in input order; the first also length-sorted)")
-    speed_args.add_argument("--latency-sentences", type=int, default=200, help="single-sentence calls timed")
-    speed_args.add_argument("--no-flair", action="store_true", help="measure our side only")
-    speed_args.add_argument("--no-imdb", action="store_true", help="skip the IMDB training measurement")
-    args = parser.parse_args(argv)
-    if args.task == "speed":
-        args.repeats = 3 if args.repeats is None else args.repeats
-        if args.repeats < 1 or args.epochs < 1 or args.warmup_epochs < 0 or args.inference_batch < 1 \
-                or args.latency_sentences < 1 or min(args.serving_batch_sizes) < 1 \
-                or args.max_sentences < 0 or args.imdb_documents < 0:
-            parser.error("speed: --repeats, --epochs, batch sizes and --latency-sentences must be >= 1; "
-                         "--warmup-epochs, --max-sentences and --imdb-documents >= 0")
-        return run_speed_command(args)
-    args.repeats = 1 if args.repeats is None else args.repeats
-    global REUSE_VECTORS
-    REUSE_VECTORS = args.reuse_word2vec
-    tasks = list(RUNNERS) if args.task == "all" else [args.task]
-    for task in tasks:
-        params = load_params(args.params)
-        out = ROOT / "outputs" / "benchmark" / task
-        params[task]["out_dir"] = str(out)
+        `params` is not changed; each run works on its own copy."""
+        if repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {repeats}")
+        task = load_task(name)
         runs = []
-        base_seed = params["seed"]
-        for i in range(args.repeats):
-            params["seed"] = base_seed + i
-            result = RUNNERS[task](params, out)
+        for i in range(repeats):
+            run_params = copy.deepcopy(params)
+            run_params["seed"] = params["seed"] + i
+            result = self.run_once(task, run_params)
             runs.append(result)
-            print(f"{task} run {i + 1}/{args.repeats} (seed {params['seed']}): {result}", flush=True)
-        print(f"\n== {task} benchmark: {args.repeats} run(s), medians ==")
-        for key in runs[0]:
-            values = [r[key] for r in runs if r[key] is not None]
-            print(f"{key:28s} {statistics.median(values) if values else None}")
+            self.log(f"{name} run {i + 1}/{repeats} (seed {run_params['seed']}): {result}")
+        summary = {"task": name, "runs": runs, "medians": medians(runs)}
+        save_json(summary, self.root / name / "benchmark.json")
+        return summary
+
+
+def medians(runs):
+    """Per key (in first-seen order), the median over the runs that have a value; None if none does."""
+    keys = list(dict.fromkeys(k for r in runs for k in r))
+    out = {}
+    for key in keys:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        out[key] = statistics.median(values) if values else None
+    return out
+
+
+def add_arguments(parser):
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs with seeds seed, seed+1, ...; medians are reported (default 1)")
+    parser.add_argument("--params", default=None, help="params.yaml to read (default: the repository's)")
+    parser.add_argument("--out-root", default=None,
+                        help="output folder (default outputs/benchmark): <out-root>/<task>, <out-root>/word2vec")
+    parser.add_argument("--reuse-word2vec", action="store_true",
+                        help="keep <out-root>/word2vec/vectors.txt from an earlier benchmark run")
+
+
+def check_arguments(parser, args):
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+
+
+def run(args):
+    """Runs the benchmark of args.task ('all': every task); returns the exit code."""
+    log = functools.partial(print, flush=True)
+    bench = AccuracyBenchmark(resolve_path(args.out_root) if args.out_root else DEFAULT_ROOT,
+                              reuse_word2vec=args.reuse_word2vec, log=log)
+    params = load_params(args.params)
+    for name in TASK_NAMES if args.task == "all" else [args.task]:
+        summary = bench.run(name, params, args.repeats)
+        log(f"\n== {name} benchmark: {args.repeats} run(s), medians ==")
+        for key, value in summary["medians"].items():
+            log(f"{key:28s} {value}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

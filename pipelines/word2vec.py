@@ -15,8 +15,9 @@ import zlib
 from pathlib import Path
 
 from pipelines.core.config import load_params, resolve_path
-from pipelines.text.tokenizer import clean_markup, normalize_word, tokenize
+from pipelines.core.errors import ParamsError
 from pipelines.core.io import save_json
+from pipelines.text.tokenizer import clean_markup, normalize_word, tokenize
 
 
 def stable_hash(text):
@@ -74,10 +75,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default=None)
     args = parser.parse_args(argv)
-    params = load_params(args.params)
-    cfg = params["word2vec"]
-    out = resolve_path(cfg["out_dir"])
     try:
+        params = load_params(args.params)
+        if not isinstance(params.get("word2vec"), dict):
+            raise ParamsError("params.yaml has no word2vec section")
+        cfg = params["word2vec"]
+        out = resolve_path(cfg["out_dir"])
         start = time.perf_counter()
         folder = resolve_path(cfg["corpus_dir"])
         if not folder.is_dir():

@@ -18,7 +18,7 @@ from pipelines.analysis import (
     ner_error_kinds,
     nearest_neighbours,
 )
-from pipelines.conll import convert_tags, get_spans
+from pipelines.tasks.ner.labels import convert_tags, get_spans
 
 
 def counts(gold, pred, **kw):

@@ -135,6 +135,15 @@ def test_train_bad_params(prepared, tmp_path, task, overrides, expected):
     assert_one_line_error(run_stage("pipelines.train", task, "--params", str(path)), "train", expected)
 
 
+def test_train_malformed_vectors_file(prepared, tmp_path):
+    _, params = prepared
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("film 0.1 0.2\ngood 0.3\n")
+    path = edited(params, tmp_path, "p", **{"ner.train.embeddings_file": str(vectors), "ner.model.word_dim": 2})
+    assert_one_line_error(run_stage("pipelines.train", "ner", "--params", str(path)), "train",
+                          f"{vectors}:2: vector for 'good' has 1 values, expected 2")
+
+
 @pytest.mark.parametrize("task", ["ner", "sentiment"])
 def test_tune_bad_search_space(prepared, tmp_path, task):
     _, params = prepared
@@ -170,3 +179,12 @@ def test_word2vec_missing_corpus(prepared, tmp_path):
     _, params = prepared
     path = edited(params, tmp_path, "p", **{"word2vec.corpus_dir": str(tmp_path / "no_corpus")})
     assert_one_line_error(run_stage("pipelines.word2vec", "--params", str(path)), "word2vec", "corpus folder not found")
+
+
+def test_word2vec_bad_params_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 1\n")
+    assert_one_line_error(run_stage("pipelines.word2vec", "--params", str(path)), "word2vec", "no word2vec section")
+    path.write_text("word2vec: [unclosed\n")
+    assert_one_line_error(run_stage("pipelines.word2vec", "--params", str(path)), "word2vec",
+                          f"{path}:2: not valid YAML")

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from pipelines import word2vec
-from pipelines.embeddings import load_vectors
-from pipelines.tokenizer import normalize_word
-from pipelines.vocab import Vocabulary
+from pipelines.text.embeddings import load_vectors
+from pipelines.text.tokenizer import normalize_word
+from pipelines.text.vocab import Vocabulary
 from tests.conftest import make_sentences, tiny_params
 
 
@@ -72,7 +72,8 @@ def test_stage_reports_missing_corpus(tmp_path, conll_dir, capsys):
     cfg["word2vec"]["corpus_files"] = ["missing.jsonl"]
     params.write_text(yaml.safe_dump(cfg))
     assert word2vec.main(["--params", str(params)]) == 1
-    assert "corpus file not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("word2vec: error: ") and "corpus file not found" in err
 
 
 def test_stage_reports_missing_corpus_folder(tmp_path, conll_dir, capsys):
@@ -83,4 +84,5 @@ def test_stage_reports_missing_corpus_folder(tmp_path, conll_dir, capsys):
     cfg["word2vec"]["corpus_dir"] = str(tmp_path / "nowhere")
     params.write_text(yaml.safe_dump(cfg))
     assert word2vec.main(["--params", str(params)]) == 1
-    assert "corpus folder not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("word2vec: error: ") and "corpus folder not found" in err

@@ -9,6 +9,14 @@ from pipelines.core.errors import ParamsError
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def yaml_error_line(path, err):
+    """PyYAML's message spans several lines; DVC users get one: file:line: problem."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    return f"{where}: not valid YAML: {problem}"
+
+
 def load_params(path=None):
     """Returns the parsed params.yaml (the repository's by default)."""
     path = Path(path) if path else ROOT / "params.yaml"
@@ -18,7 +26,7 @@ def load_params(path=None):
         try:
             params = yaml.safe_load(f) or {}
         except yaml.YAMLError as err:
-            raise ParamsError(f"{path}: not valid YAML: {err}") from None
+            raise ParamsError(yaml_error_line(path, err)) from None
     if not isinstance(params, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level")
     return params

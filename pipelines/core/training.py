@@ -1,7 +1,6 @@
 """Fitting machinery shared by the tasks: optimizers, epoch timing, model selection, resumable fit."""
 
 import csv
-import json
 import shutil
 import sys
 import time
@@ -13,6 +12,7 @@ import numpy as np
 from models.lazy_optimizers import LazyAdam, LazyNadam
 from pipelines.core.batching import fit_data
 from pipelines.core.errors import ParamsError
+from pipelines.core.io import load_json, save_json
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -92,12 +92,12 @@ class ModelSelector(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.state_path.is_file() and self.checkpoint.is_file():
-            self.state = json.loads(self.state_path.read_text())
+            self.state = load_json(self.state_path)
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None:
-            raise KeyError(f"metric {self.monitor!r} is not in the epoch logs: {sorted(logs or {})}")
+            raise ParamsError(f"monitored metric {self.monitor!r} is not in the epoch logs: {sorted(logs or {})}")
         best = self.state["best"]
         if best is None or self.sign * value > self.sign * best:
             self.model.save(self.checkpoint)
@@ -106,7 +106,7 @@ class ModelSelector(keras.callbacks.Callback):
             self.state["wait"] += 1
             if self.state["wait"] >= self.patience:
                 self.model.stop_training = True
-        self.state_path.write_text(json.dumps(self.state))
+        save_json(self.state, self.state_path)
 
 
 def fit_resumable(model, train_data, epochs, work_dir, monitor, patience, callbacks=(), mode="max",

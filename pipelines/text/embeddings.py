@@ -3,6 +3,10 @@
 import numpy as np
 
 
+class VectorsFileError(ValueError):
+    """A malformed vectors file; the message names the file and line. The stage CLIs print it as one line."""
+
+
 def load_vectors(path, vocab, dim, normalize=None, seed=0):
     """Embedding matrix (len(vocab), dim): file vectors where known, small random otherwise.
 
@@ -15,8 +19,8 @@ def load_vectors(path, vocab, dim, normalize=None, seed=0):
     matrix = rng.uniform(-scale, scale, (len(vocab), dim)).astype("float32")
     matrix[0] = 0.0  # padding
     found = set()
-    with open(path, encoding="utf-8", errors="strict") as f:
-        for line_no, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for line_no, line in enumerate(lines_of(path, f), start=1):
             parts = line.rstrip("\n").rstrip().split(" ")
             if line_no == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
                 continue  # word2vec header
@@ -24,9 +28,9 @@ def load_vectors(path, vocab, dim, normalize=None, seed=0):
                 continue
             word, values = parts[0], parts[1:]
             if len(values) != dim:
-                raise ValueError(
+                raise VectorsFileError(
                     f"{path}:{line_no}: vector for {word!r} has {len(values)} values, "
-                    f"expected {dim} (ner.model.word_dim)"
+                    f"expected {dim} (the model's word_dim)"
                 )
             key = normalize(word) if normalize else word
             idx = vocab.stoi.get(key)
@@ -35,9 +39,18 @@ def load_vectors(path, vocab, dim, normalize=None, seed=0):
                 try:
                     matrix[idx] = np.asarray(values, dtype="float32")
                 except ValueError as err:
-                    raise ValueError(f"{path}:{line_no}: not a number in the vector for {word!r}") from err
+                    raise VectorsFileError(f"{path}:{line_no}: not a number in the vector for {word!r}") from err
                 found.add(idx)
     return matrix, len(found)
+
+
+def lines_of(path, f):
+    """Decoded lines of a binary file; text mode decodes in chunks and would blame the wrong line."""
+    for line_no, raw in enumerate(f, start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise VectorsFileError(f"{path}:{line_no}: not valid UTF-8 ({err.reason})") from None
 
 
 class EmbeddingInitializer:

@@ -1,6 +1,5 @@
 """Token vocabularies built from the train split only."""
 
-import json
 from collections import Counter
 
 PAD = "<pad>"
@@ -58,14 +57,3 @@ class Vocabulary:
         if list(itos[:2]) != [PAD, OOV]:
             raise ValueError(f"a saved vocabulary must start with {PAD!r}, {OOV!r}")
         return cls(itos[2:])
-
-
-def save_json(obj, path):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, ensure_ascii=False, indent=1)
-        f.write("\n")
-
-
-def load_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)

@@ -1,4 +1,5 @@
-"""The speed benchmark: its pure helpers, our side on a tiny fixture, and (when installed) flair's side."""
+"""The speed benchmark: its pure helpers, our side on a tiny fixture (through `python -m benchmarks speed`),
+and (when installed) flair's side."""
 
 import importlib.util
 import json
@@ -6,7 +7,9 @@ import json
 import pytest
 import yaml
 
-from pipelines import benchmark, speed
+from benchmarks import flair_runner, speed
+from benchmarks import speed_report as report
+from benchmarks.__main__ import main as benchmarks_main
 from tests.conftest import make_sentences, tiny_params, write_conll_splits
 
 HAS_FLAIR = importlib.util.find_spec("flair") is not None
@@ -15,34 +18,34 @@ needs_flair = pytest.mark.skipif(not HAS_FLAIR, reason="flair is optional (requi
 
 def test_percentile_interpolates_like_numpy():
     values = [5.0, 1.0, 3.0, 2.0, 4.0]
-    assert speed.percentile(values, 50) == 3.0
-    assert speed.percentile(values, 0) == 1.0 and speed.percentile(values, 100) == 5.0
-    assert speed.percentile(values, 95) == pytest.approx(4.8)
-    assert speed.percentile([7.0], 95) == 7.0
+    assert report.percentile(values, 50) == 3.0
+    assert report.percentile(values, 0) == 1.0 and report.percentile(values, 100) == 5.0
+    assert report.percentile(values, 95) == pytest.approx(4.8)
+    assert report.percentile([7.0], 95) == 7.0
 
 
 @pytest.mark.parametrize("values, q", [([], 50), ([1.0], -1), ([1.0], 101)])
 def test_percentile_rejects_bad_input(values, q):
     with pytest.raises(ValueError):
-        speed.percentile(values, q)
+        report.percentile(values, q)
 
 
 def test_epoch_throughput_skips_warmup_and_takes_the_median():
     # The 10 s warm-up epoch is left out; median of 2, 4 and 100 is 4.
-    assert speed.epoch_throughput(1000, [10.0, 2.0, 4.0, 100.0]) == 250.0
-    assert speed.epoch_throughput(1000, [10.0, 2.0], warmup=0) == pytest.approx(1000 / 6.0)
-    assert speed.epoch_throughput(1000, [10.0, 2.0, 4.0], warmup=2) == 250.0
+    assert report.epoch_throughput(1000, [10.0, 2.0, 4.0, 100.0]) == 250.0
+    assert report.epoch_throughput(1000, [10.0, 2.0], warmup=0) == pytest.approx(1000 / 6.0)
+    assert report.epoch_throughput(1000, [10.0, 2.0, 4.0], warmup=2) == 250.0
 
 
 @pytest.mark.parametrize("tokens, seconds, warmup", [(100, [1.0], 1), (100, [], 0), (0, [1.0, 1.0], 1),
                                                      (100, [1.0, 0.0], 1)])
 def test_epoch_throughput_rejects_bad_input(tokens, seconds, warmup):
     with pytest.raises(ValueError):
-        speed.epoch_throughput(tokens, seconds, warmup)
+        report.epoch_throughput(tokens, seconds, warmup)
 
 
 def test_latency_summary_in_milliseconds():
-    summary = speed.latency_summary([0.001 * i for i in range(1, 101)])
+    summary = report.latency_summary([0.001 * i for i in range(1, 101)])
     assert summary["calls"] == 100
     assert summary["p50_ms"] == pytest.approx(50.5)
     assert summary["p95_ms"] == pytest.approx(95.05)
@@ -51,29 +54,29 @@ def test_latency_summary_in_milliseconds():
 
 def test_busy_warning():
     idle = {"usable_cpus": 2, "load_average_at_start": [0.1, 0.2, 0.3], "load_average_at_end": [2.1, 1.0, 0.5]}
-    assert speed.busy_warning(idle) is None  # its own two threads at the end are expected
-    assert speed.busy_warning({**idle, "load_average_at_end": None}) is None
-    busy = speed.busy_warning({**idle, "load_average_at_start": [3.5, 3.0, 3.0], "load_average_at_end": [4.2, 4, 4]})
+    assert report.busy_warning(idle) is None  # its own two threads at the end are expected
+    assert report.busy_warning({**idle, "load_average_at_end": None}) is None
+    busy = report.busy_warning({**idle, "load_average_at_start": [3.5, 3.0, 3.0], "load_average_at_end": [4.2, 4, 4]})
     assert "3.5 at the start, 4.2 at the end" in busy and "rerun on an idle machine" in busy
 
 
 def test_ratio():
-    assert speed.ratio(1000, 100) == 10.0
-    assert speed.ratio(1000, None) is None and speed.ratio(None, 5) is None and speed.ratio(5, 0) is None
+    assert report.ratio(1000, 100) == 10.0
+    assert report.ratio(1000, None) is None and report.ratio(None, 5) is None and report.ratio(5, 0) is None
 
 
 def test_training_characters_distinct_most_frequent_first():
-    chars = speed.training_characters([["aab", "B"], ["ba", "é"]])
+    chars = flair_runner.training_characters([["aab", "B"], ["ba", "é"]])
     assert chars == ["a", "b", "B", "é"]
-    assert speed.training_characters([]) == []
+    assert flair_runner.training_characters([]) == []
 
 
 def test_machine_info_and_versions():
-    info = speed.machine_info()
+    info = report.machine_info()
     assert info["cpu_count"] >= 1 and 1 <= info["usable_cpus"] <= info["cpu_count"]
-    versions = speed.library_versions()
+    versions = report.library_versions()
     assert "keras" in versions
-    assert "flair" not in speed.library_versions(names=("no-such-package-xyz",))
+    assert "flair" not in report.library_versions(names=("no-such-package-xyz",))
 
 
 def fake_result(with_flair=True):
@@ -98,7 +101,7 @@ def fake_result(with_flair=True):
 
 
 def test_format_table_with_flair():
-    table = speed.format_table(fake_result())
+    table = report.format_table(fake_result())
     assert "machine: 2 CPUs" in table and "flair 0.15.1" in table
     row = next(line for line in table.splitlines() if line.startswith("NER training tokens/s"))
     assert [c.strip() for c in row.split("|")] == ["NER training tokens/s", "6,000", "500", "12.00x"]
@@ -113,23 +116,33 @@ def test_format_table_with_flair():
 def test_format_table_warns_on_a_busy_machine():
     result = fake_result()
     result["machine"]["load_average_at_start"] = [3.9, 3.0, 2.0]
-    assert speed.format_table(result).splitlines()[-1].startswith("warning: other work shared the 2 CPUs")
+    assert report.format_table(result).splitlines()[-1].startswith("warning: other work shared the 2 CPUs")
 
 
 def test_format_table_without_flair_or_imdb():
     result = fake_result(with_flair=False)
     result["imdb"] = None
-    table = speed.format_table(result)
+    table = report.format_table(result)
     row = next(line for line in table.splitlines() if line.startswith("NER training tokens/s"))
     assert [c.strip() for c in row.split("|")] == ["NER training tokens/s", "6,000", "-", "-"]
     assert "10x flair: not measured" in table and "IMDB" not in table
 
 
 def test_speed_without_flair_says_how_to_install(monkeypatch, capsys):
-    monkeypatch.setattr(speed, "flair_available", lambda: False)
-    assert benchmark.main(["speed"]) == 1
+    monkeypatch.setattr(speed, "flair_available", lambda: False)  # where flair is installed too
+    assert benchmarks_main(["speed"]) == 1
     err = capsys.readouterr().err
+    assert err.startswith("benchmark: error: flair is not installed")
     assert "make speed" in err and "requirements-benchmark.txt" in err and "--no-flair" in err
+
+
+def test_flair_child_without_flair_says_so(tmp_path, capsys):
+    if HAS_FLAIR:
+        pytest.skip("flair is installed")
+    (tmp_path / "spec.json").write_text("{}")
+    assert speed.main(["flair", str(tmp_path / "spec.json"), str(tmp_path / "result.json")]) == 3
+    assert "flair is not installed" in capsys.readouterr().err
+    assert speed.main([]) == 2 and "python -m benchmarks speed" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args", [["--epochs", "0"], ["--repeats", "0"], ["--serving-batch-sizes", "0"],
@@ -137,7 +150,7 @@ def test_speed_without_flair_says_how_to_install(monkeypatch, capsys):
 def test_speed_rejects_bad_arguments(args, monkeypatch):
     monkeypatch.setattr(speed, "run_speed", lambda *a, **k: pytest.fail("ran the benchmark"))
     with pytest.raises(SystemExit) as exc:
-        benchmark.main(["speed", *args])
+        benchmarks_main(["speed", *args])
     assert exc.value.code == 2
 
 
@@ -156,19 +169,24 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def our_run(tiny):
+    """`python -m benchmarks speed --no-flair ...` on the fixture's params, into tmp/bench/speed."""
     tmp, params = tiny
-    work = tmp / "work"
-    result, table = speed.run_speed(
-        params, work, epochs=2, warmup_epochs=1, max_sentences=30, with_flair=False, inference_batch=8,
-        serving_batch_sizes=(8, 16), latency_sentences=6, repeats=2, imdb_documents=12, log=lambda *a: None)
-    return work, result, table
+    path = tmp / "speed-params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    code = benchmarks_main([
+        "speed", "--params", str(path), "--out-root", str(tmp / "bench"), "--no-flair", "--epochs", "2",
+        "--warmup-epochs", "1", "--max-sentences", "30", "--inference-batch", "8", "--serving-batch-sizes", "8",
+        "16", "--latency-sentences", "6", "--repeats", "2", "--imdb-documents", "12"])
+    assert code == 0
+    work = tmp / "bench" / "speed"
+    result = json.loads((work / "speed.json").read_text())
+    return work, result, (work / "speed.txt").read_text()
 
 
 def test_our_side_results_are_sane(our_run):
-    work, result, table = our_run
-    saved = json.loads((work / "speed.json").read_text())
-    assert saved == json.loads(json.dumps(result))
-    assert (work / "speed.txt").read_text().strip() == table.strip()
+    work, saved, table = our_run
+    assert table.strip() == report.format_table(saved).strip()
+    assert (work / "ner" / "saved_model" / "saved_model.pb").is_file() and (work / "sentiment" / "vocab.json").is_file()
     ner = saved["ner"]
     sentences = make_sentences(40, seed=1)[:30]
     assert ner["sentences"] == 30 and ner["tokens"] == sum(len(t) for t, _ in sentences)  # real tokens only
@@ -205,7 +223,7 @@ def test_char_dictionary_round_trip(tmp_path):
     from flair.data import Dictionary
 
     path = tmp_path / "chars.pkl"
-    built = speed.build_char_dictionary([["Paris", "é"]], path)
+    built = flair_runner.build_char_dictionary([["Paris", "é"]], path)
     loaded = Dictionary.load_from_file(str(path))
     assert loaded.get_items() == built.get_items() == ["<unk>", "P", "a", "i", "r", "s", "é"]
     assert loaded.get_idx_for_item("Z") == 0  # unknown characters map to <unk>
@@ -215,7 +233,7 @@ def test_char_dictionary_round_trip(tmp_path):
 @pytest.mark.parametrize("scheme, tags", [("IOB2", ["B-PER", "I-PER", "O", "B-LOC"]),
                                           ("IOBES", ["B-PER", "E-PER", "O", "S-LOC"])])
 def test_flair_sentences_keep_tokens_and_spans(scheme, tags):
-    (sentence,) = speed.flair_sentences([["John", "Smith", "visited", "Paris."]], [tags], scheme)
+    (sentence,) = flair_runner.flair_sentences([["John", "Smith", "visited", "Paris."]], [tags], scheme)
     assert [t.text for t in sentence] == ["John", "Smith", "visited", "Paris."]
     spans = [(s.text, s.get_label("ner").value) for s in sentence.get_spans("ner")]
     assert spans == [("John Smith", "PER"), ("Paris.", "LOC")]

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from pipelines import prepare, train
-from pipelines.training import training_runtime
+from pipelines.core.errors import ParamsError
+from pipelines.core.runtime import training_runtime
+from pipelines.tasks import load_task
 from tests.conftest import ROOT, tiny_params, write_conll_splits
 
 
@@ -29,7 +31,7 @@ def test_defaults_on_tensorflow():
     ({"distribution": "model_parallel"}, "distribution"),
 ])
 def test_bad_settings_are_refused(cfg, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ParamsError, match=message):  # a ValueError, reported by stages as one line
         with training_runtime(cfg):
             pass
 
@@ -55,9 +57,9 @@ def padding_free_ner(tmp_path_factory):
 
 
 def test_padding_free_training_records_its_runtime(padding_free_ner):
-    summary = json.loads((padding_free_ner / "train.json").read_text())
-    assert summary["runtime"]["padding_free"] is True
-    assert summary["runtime"]["precision"] == "mixed_float16"
+    runtime = json.loads((padding_free_ner / "train_details.json").read_text())["runtime"]
+    assert runtime["padding_free"] is True
+    assert runtime["precision"] == "mixed_float16"
     assert np.isfinite(json.loads((padding_free_ner / "history.json").read_text())[-1]["loss"])
     assert keras.config.dtype_policy().name == "float32"  # restored after training
 
@@ -66,9 +68,10 @@ def test_saved_model_is_masked_float32_and_scores_as_in_training(padding_free_ne
     """model.keras is the masked float32 twin; on padded validation batches it reproduces the best val F1."""
     from seqeval.metrics import f1_score
 
-    from pipelines.features import TokenEncoder
-    from pipelines.ner import decode_names, load_split, predict_tag_ids, to_iob2
+    from pipelines.tasks.ner.encoding import decode_names, to_iob2
+    from pipelines.tasks.ner.model import predict_tag_ids
 
+    task = load_task("ner")
     model = keras.saving.load_model(padding_free_ner / "model.keras")
     assert model.rnn_mask is True
     assert {v.dtype for v in model.weights} == {"float32"}
@@ -76,17 +79,19 @@ def test_saved_model_is_masked_float32_and_scores_as_in_training(padding_free_ne
     assert model.get_layer("bi_lstm_0").compute_dtype == "float32"
 
     vocab = json.loads((padding_free_ner / "vocab.json").read_text())
-    encoder = TokenEncoder.from_vocab_file(padding_free_ner / "vocab.json")
-    tokens, tags, _ = load_split(padding_free_ner / "data", "validation")
-    ids = predict_tag_ids(model, encoder.encode(tokens), batch_size=5)  # padded buckets, masked model
-    f1 = f1_score(to_iob2(tags, vocab["tag_scheme"]), to_iob2(decode_names(ids, vocab["tags"]), vocab["tag_scheme"]))
+    encoder = task.encoder(padding_free_ner)
+    split = task.load_split(padding_free_ner, "validation")
+    ids = predict_tag_ids(model, encoder.encode(split.tokens), batch_size=5)  # padded buckets, masked model
+    f1 = f1_score(to_iob2(split.extra["tags"], vocab["tag_scheme"]),
+                  to_iob2(decode_names(ids, vocab["tags"]), vocab["tag_scheme"]))
     summary = json.loads((padding_free_ner / "train.json").read_text())
     # The training run scored float16 activations; the float32 model may differ in the last digits.
     assert f1 == pytest.approx(summary["best_val_f1"], abs=0.02)
 
 
 def test_padding_free_sentiment_reproduces_its_validation_accuracy(tmp_path):
-    from pipelines.sentiment import DocumentEncoder, load_documents, predict_probabilities
+    from pipelines.tasks.sentiment.encoding import DocumentEncoder, load_split
+    from pipelines.tasks.sentiment.model import predict_probabilities
 
     params = tiny_params(tmp_path, tmp_path / "unused", **{
         "sentiment.train.padding_free": True, "sentiment.train.jit_compile": True, "sentiment.train.epochs": 2})
@@ -94,25 +99,26 @@ def test_padding_free_sentiment_reproduces_its_validation_accuracy(tmp_path):
         assert stage.main(["sentiment", "--params", str(params)]) == 0
     out = tmp_path / "out" / "sentiment"
     summary = json.loads((out / "train.json").read_text())
-    assert summary["runtime"]["padding_free"] is True and summary["runtime"]["jit_compile"] is True
+    runtime = json.loads((out / "train_details.json").read_text())["runtime"]
+    assert runtime["padding_free"] is True and runtime["jit_compile"] is True
     model = keras.saving.load_model(out / "model.keras")
     assert model.rnn_mask is True
     encoder = DocumentEncoder.from_vocab_file(out / "vocab.json")
-    _, tokens, labels, _ = load_documents(out / "data", "validation")
-    probs = predict_probabilities(model, encoder.encode(tokens), batch_size=3)
-    accuracy = float(np.mean(probs.argmax(axis=1) == labels))
+    split = load_split(out, "validation")
+    probs = predict_probabilities(model, encoder.encode(split.tokens), batch_size=3)
+    accuracy = float(np.mean(probs.argmax(axis=1) == split.y))
     assert accuracy == pytest.approx(summary["best_val_accuracy"], abs=1e-6)
 
 
 def test_xla_with_the_crf_under_tensorflow_is_refused(tmp_path, conll_dir):
-    from pipelines.train import train_ner
+    from pipelines.core.trainer import train as train_task
 
     params = tiny_params(tmp_path, conll_dir, **{"ner.train.jit_compile": True})
     assert prepare.main(["ner", "--params", str(params)]) == 0
     import yaml
 
-    with pytest.raises(ValueError, match="jit_compile: true does not work with TensorFlow and the CRF"):
-        train_ner(yaml.safe_load(params.read_text()), tmp_path / "out" / "ner")
+    with pytest.raises(ParamsError, match="jit_compile: true does not work with TensorFlow and the CRF"):
+        train_task(load_task("ner"), yaml.safe_load(params.read_text()), tmp_path / "out" / "ner")
     assert keras.config.dtype_policy().name == "float32"
 
 
@@ -122,7 +128,7 @@ def test_data_parallel_ner_training_runs(tmp_path, conll_dir):
     for stage in (prepare, train):
         assert stage.main(["ner", "--params", str(params)]) == 0
     out = tmp_path / "out" / "ner"
-    runtime = json.loads((out / "train.json").read_text())["runtime"]
+    runtime = json.loads((out / "train_details.json").read_text())["runtime"]
     # MirroredStrategy uses every GPU, or the one CPU when there is none.
     assert runtime["distribution"] == "data_parallel" and runtime["replicas"] == max(1, len(runtime["devices"]))
     losses = [h["loss"] for h in json.loads((out / "history.json").read_text())]

@@ -97,7 +97,7 @@ def test_config_round_trip(lazy_cls):
 
 
 def test_make_optimizer_names():
-    from pipelines.training import make_optimizer
+    from pipelines.core.training import make_optimizer
 
     base = {"learning_rate": 0.01, "clipnorm": 5.0}
     assert type(make_optimizer({**base, "optimizer": "lazy_nadam"})) is LazyNadam

@@ -31,7 +31,7 @@ def _sentences(lengths, seed=0):
 
 
 def _padded(arrays):
-    from pipelines.batching import pad_batch
+    from pipelines.core.batching import pad_batch
 
     return pad_batch(arrays)
 
@@ -92,8 +92,8 @@ def test_rnn_mask_survives_saving(tmp_path):
 
 def test_pipeline_prediction_uses_unpadded_batches_for_unmasked_models():
     """predict_tag_ids / predict_probabilities give the masked model's output for an unmasked twin."""
-    from pipelines.ner import predict_tag_ids
-    from pipelines.sentiment import predict_probabilities
+    from pipelines.tasks.ner.model import predict_tag_ids
+    from pipelines.tasks.sentiment.model import predict_probabilities
 
     words, chars = _sentences([3, 9, 3, 5, 9, 1, 4], seed=5)
     tagger = SequenceTagger(WORD_VOCAB, CHAR_VOCAB, NUM_TAGS, word_dim=6, char_dim=4, char_filters=5, hidden_size=7)

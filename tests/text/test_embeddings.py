@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from pipelines.text.embeddings import load_vectors
+from pipelines.text.embeddings import EmbeddingInitializer, VectorsFileError, load_vectors
 from pipelines.text.tokenizer import normalize_word
 from pipelines.text.vocab import Vocabulary
 
@@ -97,4 +97,57 @@ def test_word2vec_header_with_other_dim_is_a_mismatch(tmp_path):
 def test_not_a_number_names_file_and_line(tmp_path):
     path = write(tmp_path / "glove.txt", ["rome 1 2", "tokyo 1 abc"])
     with pytest.raises(ValueError, match=rf"{re.escape(str(path))}:2: not a number in the vector for 'tokyo'"):
+        load_vectors(path, VOCAB, 2)
+
+
+class WordsOnly:
+    """The part of an encoder that EmbeddingInitializer uses."""
+
+    words = VOCAB
+
+    @staticmethod
+    def normalize(word):
+        return norm(word)
+
+
+def embedding_model(dim):
+    import keras
+
+    words = keras.Input(shape=(None,), dtype="int32")
+    return keras.Model(words, keras.layers.Embedding(len(VOCAB), dim, name="word_embedding")(words))
+
+
+def test_embedding_initializer_sets_the_layer_and_reads_the_file_once(tmp_path, monkeypatch):
+    from pipelines.text import embeddings
+
+    path = write(tmp_path / "glove.txt", GLOVE)
+    reads = []
+    real = embeddings.load_vectors
+    monkeypatch.setattr(embeddings, "load_vectors", lambda *a, **kw: reads.append(a) or real(*a, **kw))
+    logged = []
+    init = EmbeddingInitializer(path, WordsOnly(), seed=0, log=logged.append)
+    first, second = embedding_model(3), embedding_model(3)
+    assert init(first) == 3 and init(second) == 3
+    assert len(reads) == 1  # a tuning search builds many models; the file is read once per dimension
+    assert logged == [f"embeddings: 3 of {len(VOCAB) - 2} words initialised from {path}"]
+    expected, _ = real(path, VOCAB, 3, normalize=norm, seed=0)
+    for model in (first, second):
+        np.testing.assert_array_equal(model.get_layer("word_embedding").get_weights()[0], expected)
+
+
+def test_embedding_initializer_reads_again_for_another_dimension(tmp_path):
+    path = write(tmp_path / "vectors.txt", ["rome 1 2", "tokyo 3 4"])
+    init = EmbeddingInitializer(path, WordsOnly(), seed=0, log=lambda _: None)
+    assert init(embedding_model(2)) == 2
+    with pytest.raises(ValueError, match=r"vector for 'rome' has 2 values, expected 3"):
+        init(embedding_model(3))
+
+
+def test_malformed_files_raise_vectors_file_error(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("rome 1 2\ncaf\xe9 1 2\n".encode("latin-1"))
+    with pytest.raises(VectorsFileError, match=rf"{re.escape(str(path))}:2: not valid UTF-8"):
+        load_vectors(path, VOCAB, 2)
+    path = write(tmp_path / "glove.txt", ["rome 1 2 3"])
+    with pytest.raises(VectorsFileError, match="expected 2 \\(the model's word_dim\\)"):
         load_vectors(path, VOCAB, 2)

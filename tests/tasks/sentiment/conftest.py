@@ -13,8 +13,7 @@ import yaml
 
 from pipelines.prepare import main
 from pipelines.text.tokenizer import clean_markup, tokenize
-
-from tests.conftest import ROOT, SHARED_DATA  # noqa: E402
+from tests.conftest import ROOT, SHARED_DATA
 
 IMDB = SHARED_DATA / "imdb"
 

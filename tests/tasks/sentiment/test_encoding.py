@@ -1,8 +1,14 @@
 """Sentiment encoding: truncation policies, the document encoder and the prepared splits."""
 
+import numpy as np
 import pytest
+import yaml
 
-from pipelines.tasks.sentiment.encoding import truncate_tokens
+from pipelines.core.io import load_json
+from pipelines.tasks.base import Split
+from pipelines.tasks.sentiment.encoding import DocumentEncoder, load_split, tokenize_document, truncate_tokens
+from pipelines.tasks.sentiment.prepare import prepare
+from tests.tasks.sentiment.conftest import make_reviews, make_source, sentiment_params
 
 
 def test_truncate_tokens_policies():
@@ -26,3 +32,44 @@ def test_truncate_tokens_policies():
     for bad in (0, -1, 2.0, True, None):
         with pytest.raises(ValueError, match="max_tokens"):
             truncate_tokens(toks, bad, "head")
+
+
+VOCAB = {"words": ["<pad>", "<unk>", "film", "great", "0000"], "lowercase": True, "digits_to_zero": True,
+         "max_tokens": 4, "truncate": "head_tail", "labels": ["neg", "pos"]}
+
+
+def test_tokenize_document_removes_markup_first():
+    assert tokenize_document("Great film.<br /><br />Loved it") == ["Great", "film", ".", "Loved", "it"]
+    assert tokenize_document("<br />") == []
+
+
+def test_document_encoder_cleans_truncates_and_maps_words():
+    enc = DocumentEncoder(VOCAB)
+    assert enc.vocab is VOCAB and enc.labels == ["neg", "pos"]
+    tokens = enc.tokens("GREAT film<br />in 1999 , a great film")
+    assert tokens == ["GREAT", "film", "great", "film"]  # head_tail: 2 + 2 of 8 tokens
+    assert enc.normalize("Film-1999") == "film-0000"
+    ids = enc.word_ids(["Great", "1999", "movie"])
+    assert ids.dtype == np.int32 and ids.tolist() == [3, 4, 1]
+    # An empty document is one unknown word, never a row of padding only.
+    assert enc.word_ids([]).tolist() == [1]
+    out = enc.encode([["film"], []])
+    assert set(out) == {"words"} and [a.tolist() for a in out["words"]] == [[2], [1]]
+
+
+def test_load_split_gives_label_ids_ids_and_raw_texts(tmp_path):
+    train, test = make_reviews(20, 1), make_reviews(6, 2)
+    folder, files = make_source(tmp_path, train, test)
+    params = yaml.safe_load(sentiment_params(tmp_path, folder, files=files).read_text(encoding="utf-8"))
+    out = tmp_path / "prepared"
+    prepare(params["sentiment"]["prepare"], out, seed=0)
+    enc = DocumentEncoder.from_vocab_file(out / "vocab.json")
+    assert enc.vocab == load_json(out / "vocab.json")
+    split = load_split(out, "test")
+    assert isinstance(split, Split)
+    assert isinstance(split.y, np.ndarray) and split.y.dtype == np.int32 and split.y.shape == (6,)
+    assert split.y.tolist() == [r["label"] for r in test]
+    assert split.extra["ids"] == [r["id"] for r in test]
+    assert split.extra["texts"] == [r["text"] for r in test]
+    assert split.tokens == [enc.tokens(r["text"]) for r in test]
+    assert split.num_tokens == sum(len(t) for t in split.tokens)
