@@ -3,6 +3,7 @@
 import keras
 from keras import layers, ops
 
+from models.prediction import PredictOutputsMixin
 from models.recurrent import RNN_TYPES, bidirectional
 from models.runtime import scale_loss_for_replicas
 from models.sequence_pooling import POOLING_MODES, SequencePooling
@@ -12,7 +13,7 @@ from models.word_dropout import WordDropout
 
 
 @keras.saving.register_keras_serializable(package="bilstm")
-class TextClassifier(keras.Model):
+class TextClassifier(PredictOutputsMixin, keras.Model):
     """Word Bi-RNN document classifier; one label per sequence.
 
     The input is a dict with `words`, a right-padded int array (batch, time)
@@ -196,9 +197,9 @@ class TextClassifier(keras.Model):
             loss = loss + ops.sum(self.losses)
         return scale_loss_for_replicas(loss)
 
-    def predict_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self.probabilities(self(x, training=False))
+    def predict_outputs(self, x, logits):
+        """Class probabilities: what `predict` and `predict_on_batch` return."""
+        return self.probabilities(logits)
 
     def get_config(self):
         return {

@@ -5,6 +5,7 @@ from keras import layers, ops
 
 from models.char_encoder import CharEncoder
 from models.crf import CRF
+from models.prediction import PredictOutputsMixin
 from models.recurrent import RNN_TYPES, bidirectional
 from models.runtime import scale_loss_for_replicas
 from models.word_dropout import WordDropout
@@ -14,7 +15,7 @@ CHAR_ENCODERS = ("cnn", "lstm", "none")
 
 
 @keras.saving.register_keras_serializable(package="bilstm")
-class SequenceTagger(keras.Model):
+class SequenceTagger(PredictOutputsMixin, keras.Model):
     """Word + character Bi-LSTM tagger; one tag per token.
 
     Inputs are a dict of right-padded id arrays: `words` (batch, time) with 0
@@ -152,9 +153,8 @@ class SequenceTagger(keras.Model):
             loss = loss + ops.sum(self.losses)
         return scale_loss_for_replicas(loss)
 
-    def predict_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        logits = self(x, training=False)
+    def predict_outputs(self, x, logits):
+        """Decoded tag ids: what `predict` and `predict_on_batch` return."""
         return self.decode(logits, self.token_mask(x))
 
     def get_config(self):
