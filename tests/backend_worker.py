@@ -3,7 +3,7 @@
 Run by tests/test_backends.py in a subprocess, because the backend is fixed when
 Keras is first imported:
 
-    KERAS_BACKEND=torch python -m tests.backend_worker PARAMS BACKEND RESULTS_DIR
+    KERAS_BACKEND=torch python -m tests.backend_worker PARAMS torch RESULTS_DIR   # or jax
 
 Writes RESULTS_DIR/predictions.json (backend, tag ids, probabilities) and
 ner_logits.npy (raw tagger scores on NER_TEXTS, padded as one batch).
@@ -30,61 +30,54 @@ SENTIMENT_TEXTS = [
 ]
 
 
+def run_task(params, name):
+    """Prepares and trains one task as the stages do; returns (record, the saved model)."""
+    import keras
+
+    from pipelines.core.config import output_dir
+    from pipelines.core.trainer import train
+    from pipelines.tasks import load_task
+
+    task = load_task(name)
+    out = output_dir(params, name)
+    task.prepare(params[name]["prepare"], out, params["seed"])
+    summary, details = train(task, params, out)
+    # The saved best model, as export and the TensorFlow side will load it.
+    model = keras.saving.load_model(out / "model.keras")
+    return {"summary": summary, "runtime": details["runtime"]}, task.encoder(out), task.load_split(out, "test"), model
+
+
 def run_ner(params):
     import keras
 
-    from pipelines.batching import pad_batch
-    from pipelines.config import output_dir
-    from pipelines.features import TokenEncoder
-    from pipelines.ner import load_split, predict_tag_ids
-    from pipelines.prepare import prepare_ner
-    from pipelines.tokenizer import tokenize
-    from pipelines.train import train_ner
+    from pipelines.core.batching import pad_batch
+    from pipelines.tasks.ner.model import predict_tag_ids
+    from pipelines.text.tokenizer import tokenize
 
-    out = output_dir(params, "ner")
-    prepare_ner(params["ner"]["prepare"], out)
-    summary = train_ner(params, out)
-    encoder = TokenEncoder.from_vocab_file(out / "vocab.json")
-    # The saved best model, as export and the TensorFlow side will load it.
-    model = keras.saving.load_model(out / "model.keras")
-    test_tokens, _, _ = load_split(out / "data", "test")
-    text_tokens = [tokenize(t) for t in NER_TEXTS]
-    features = encoder.encode(text_tokens)
+    record, encoder, test, model = run_task(params, "ner")
+    features = encoder.encode([tokenize(t) for t in NER_TEXTS])
     batch = {name: pad_batch(values) for name, values in features.items()}
     logits = keras.ops.convert_to_numpy(model(batch, training=False))
-    return {
-        "summary": summary,
-        "test_tag_ids": [ids.tolist() for ids in predict_tag_ids(model, encoder.encode(test_tokens))],
-        "text_tag_ids": [ids.tolist() for ids in predict_tag_ids(model, features)],
-    }, logits
+    record["test_tag_ids"] = [ids.tolist() for ids in predict_tag_ids(model, encoder.encode(test.tokens))]
+    record["text_tag_ids"] = [ids.tolist() for ids in predict_tag_ids(model, features)]
+    return record, logits
 
 
 def run_sentiment(params):
-    import keras
+    from pipelines.tasks.sentiment.model import predict_probabilities
 
-    from pipelines.config import output_dir
-    from pipelines.prepare import prepare_sentiment
-    from pipelines.sentiment import DocumentEncoder, load_documents, predict_probabilities, train_sentiment
-
-    out = output_dir(params, "sentiment")
-    prepare_sentiment(params["sentiment"]["prepare"], out, params["seed"])
-    summary = train_sentiment(params, out)
-    encoder = DocumentEncoder.from_vocab_file(out / "vocab.json")
-    model = keras.saving.load_model(out / "model.keras")
-    _, test_tokens, _, _ = load_documents(out / "data", "test")
+    record, encoder, test, model = run_task(params, "sentiment")
     texts = encoder.encode([encoder.tokens(t) for t in SENTIMENT_TEXTS])
-    return {
-        "summary": summary,
-        "test_probabilities": predict_probabilities(model, encoder.encode(test_tokens)).tolist(),
-        "text_probabilities": predict_probabilities(model, texts).tolist(),
-    }
+    record["test_probabilities"] = predict_probabilities(model, encoder.encode(test.tokens)).tolist()
+    record["text_probabilities"] = predict_probabilities(model, texts).tolist()
+    return record
 
 
 def main(argv):
     params_path, backend, results = argv
     import keras
 
-    from pipelines.config import load_params
+    from pipelines.core.config import load_params
 
     # A missing or wrong KERAS_BACKEND would silently compare TensorFlow with itself.
     if keras.backend.backend() != backend:
