@@ -66,3 +66,26 @@ $(BENCH_VENV)/.installed: requirements.txt requirements-benchmark.txt
 
 speed: benchmark-setup
 	HF_HUB_OFFLINE=1 $(BENCH_BIN)/python -m benchmarks speed $(SPEED_ARGS)
+
+# GPU benchmark (benchmarks/gpu.py). `make gpu-bench` runs it with the Python on
+# PATH, which on a GPU machine is the one holding JAX (or torch) with CUDA and no
+# TensorFlow; GPU_BACKEND picks the Keras backend. `make gpu-wheels` fills .whl/
+# here with the pinned wheels such a machine lacks (README: "GPU benchmark").
+GPU_BACKEND ?= jax
+GPU_ARGS ?=
+GPU_PYTHON ?= python3
+GPU_WHEELS := keras keras-tuner kt-legacy namex optree datasets dill multiprocess seqeval
+GPU_PLATFORMS := $(foreach n,2_28 2_27 2_17,--platform manylinux_$(n)_x86_64) --platform manylinux2014_x86_64
+
+.PHONY: gpu-bench gpu-wheels
+
+gpu-bench:
+	KERAS_BACKEND=$(GPU_BACKEND) $(GPU_PYTHON) -m benchmarks.gpu $(GPU_ARGS)
+
+gpu-wheels: setup
+	rm -rf .whl && mkdir .whl
+	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		$(GPU_PLATFORMS) -d .whl $$(for p in $(filter-out seqeval,$(GPU_WHEELS)); do grep -i "^$$p==" requirements.txt; done)
+	# seqeval is published as a source archive only; it is pure Python, so build its wheel here.
+	$(BIN)/pip wheel --quiet --no-deps -w .whl $$(grep '^seqeval==' requirements.txt)
+	ls .whl

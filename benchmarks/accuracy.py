@@ -91,10 +91,10 @@ class AccuracyBenchmark:
             report = load_json(out / "export.json")
         measured = {
             "best_epoch": summary["best_epoch"],
-            "epochs_run": summary["epochs_run"],
+            "epochs_run": summary["epochs"],
             "word2vec_seconds": word2vec_seconds,
             "train_wall_seconds": round(train_wall, 1),
-            "train_tokens_per_second": summary["train_tokens_per_second"],
+            "train_tokens_per_second": summary["tokens_per_s"],
             "export_parity_mismatches": report["mismatches"],
         }
         return {**{f"test_{k}": v for k, v in metrics.items()}, **measured}

@@ -83,9 +83,9 @@ def test_training_ran_on_the_backend_and_this_process_on_tensorflow(backend_run)
     assert record["backend"] == backend
     # Otherwise the comparisons below would compare a backend with itself.
     assert keras.backend.backend() == "tensorflow"
-    assert record["ner"]["summary"]["best_val_f1"] > 0  # the CRF loss trained under the backend
+    assert record["ner"]["summary"]["best_val"] > 0  # the CRF loss trained under the backend
     for task, epochs in (("ner", NER_EPOCHS), ("sentiment", SENTIMENT_EPOCHS)):
-        assert record[task]["summary"]["epochs_run"] == epochs
+        assert record[task]["summary"]["epochs"] == epochs
         history = json.loads((output_dir(params, task) / "history.json").read_text())
         assert [h["epoch"] for h in history] == list(range(1, epochs + 1))
         assert history[-1]["loss"] < history[0]["loss"], (task, history)

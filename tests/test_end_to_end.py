@@ -43,7 +43,7 @@ def test_model_learns_the_fixture(run_dir):
     _, _, out = run_dir
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["f1"] > 0.7, metrics
-    assert set(metrics) == {"f1", "precision", "recall", "macro_f1", "strict_f1", "token_accuracy"}
+    assert set(metrics) == {"f1", "precision", "recall", "macro_f1", "strict_f1"}
     details = json.loads((out / "evaluation.json").read_text())
     assert set(details["per_type"]) == {"LOC", "ORG", "PER"}
     assert details["strict"]["f1"] == metrics["strict_f1"]
@@ -52,8 +52,8 @@ def test_model_learns_the_fixture(run_dir):
     assert [h["epoch"] for h in history] == list(range(1, EPOCHS + 1))
     assert history[-1]["loss"] < history[0]["loss"]
     summary = json.loads((out / "train.json").read_text())
-    assert summary["best_val_f1"] == max(h["val_f1"] for h in history)
-    assert set(summary) == {"best_epoch", "best_val_f1", "epochs_run", "train_seconds", "train_tokens_per_second"}
+    assert summary["best_val"] == max(h["val_f1"] for h in history)
+    assert set(summary) == {"best_val", "best_epoch", "epochs", "seconds", "tokens_per_s"}
     train_details = json.loads((out / "train_details.json").read_text())
     assert train_details["hyperparameters"]["hidden_size"] == 16
     assert train_details["monitor"] == "val_f1"
@@ -94,11 +94,15 @@ def test_export_fails_when_saved_model_disagrees(run_dir, monkeypatch, capsys):
                     r"sentences; first: tags differ", err) and err.count("\n") == 1, err
 
 
-def serve(out, texts):
+def serving_function(out):
     import tensorflow as tf
 
     fn = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"]
-    return fn(text=tf.constant(texts))
+    return lambda texts: fn(text=tf.constant(texts))
+
+
+def serve(out, texts):
+    return serving_function(out)(texts)
 
 
 def test_saved_model_signature_names(run_dir):
@@ -119,11 +123,12 @@ def test_saved_model_request_tags_each_text_as_if_alone(run_dir):
                                                                                           seed=7))]
     sentences[5] = ""
     sentences[70] = "Reuters"
-    batch = serve(out, sentences)
+    served = serving_function(out)  # loaded once: a load per text took minutes
+    batch = served(sentences)
     n, tags, tokens = (batch[k].numpy() for k in ("num_tokens", "tags", "tokens"))
     assert tags.shape[1] == max(n)
     for i, text in enumerate(sentences):
-        alone = serve(out, [text])
+        alone = served([text])
         assert n[i] == alone["num_tokens"].numpy()[0] == len(tokenize(text))
         assert list(tokens[i, : n[i]]) == list(alone["tokens"].numpy()[0, : n[i]])
         assert list(tags[i, : n[i]]) == list(alone["tags"].numpy()[0, : n[i]]), text

@@ -46,7 +46,7 @@ def test_binary_run_outputs_and_metrics(binary_run):
     history = json.loads((out / "history.json").read_text())
     assert len(history) == EPOCHS and history[-1]["loss"] < history[0]["loss"]
     summary = json.loads((out / "train.json").read_text())
-    assert summary["best_val_accuracy"] == max(h["val_accuracy"] for h in history)
+    assert summary["best_val"] == max(h["val_accuracy"] for h in history)
     report = json.loads((out / "export.json").read_text())
     assert report["mismatches"] == 0 and report["checked"] == 16 and report["unit"] == "documents"
 

@@ -190,7 +190,7 @@ def ran_trials(text):
 
 def test_search_resumes_and_a_new_space_starts_a_new_search(tmp_path, conll_dir, monkeypatch, capsys):
     params, out = prepared(tmp_path, conll_dir, "ner", **search_overrides("ner"))
-    real_fit = TaggerHyperModel.fit
+    real_fit = ConfiguredHyperModel.fit
     calls = []
 
     def interrupted(self, *args, **kwargs):
@@ -199,7 +199,7 @@ def test_search_resumes_and_a_new_space_starts_a_new_search(tmp_path, conll_dir,
             raise KeyboardInterrupt  # killed during the second trial
         return real_fit(self, *args, **kwargs)
 
-    monkeypatch.setattr(TaggerHyperModel, "fit", interrupted)
+    monkeypatch.setattr(ConfiguredHyperModel, "fit", interrupted)
     with pytest.raises(KeyboardInterrupt):
         tune.main(["ner", "--params", str(params)])
     assert ran_trials(capsys.readouterr().out) == ["0"]
@@ -222,8 +222,8 @@ def test_search_resumes_and_a_new_space_starts_a_new_search(tmp_path, conll_dir,
     # A changed space is a new search, with its own folder; train refuses the stale result until it runs.
     space = {**TINY_SPACE, "rnn_type": {"type": "choice", "values": ["lstm", "gru"]}}
     changed = tiny_params(tmp_path, conll_dir, **search_overrides("ner", search_space=space))
-    with pytest.raises(RuntimeError, match="run the tune stage first"):
-        train.main(["ner", "--params", str(changed)])
+    assert train.main(["ner", "--params", str(changed)]) == 1
+    assert "run the tune stage first" in capsys.readouterr().err
     assert tune.main(["ner", "--params", str(changed)]) == 0
     assert ran_trials(capsys.readouterr().out) == ["0", "1"]
     assert len([p for p in (out / "tuner").iterdir() if p.is_dir()]) == 2
@@ -307,14 +307,14 @@ def test_other_tuners_complete_their_trials(tmp_path, conll_dir, kind, epochs):
 def test_padding_free_search_trains_unmasked_models_and_keeps_its_name(tmp_path, conll_dir, monkeypatch):
     """Trials follow train.padding_free; hardware settings do not start a new search."""
     built = []
-    original = TaggerHyperModel.make_model
+    original = ConfiguredHyperModel.build
 
-    def spy(self, model_cfg):
-        model = original(self, model_cfg)
+    def spy(self, hp):
+        model = original(self, hp)
         built.append(model.rnn_mask)
         return model
 
-    monkeypatch.setattr(TaggerHyperModel, "make_model", spy)
+    monkeypatch.setattr(ConfiguredHyperModel, "build", spy)
     params, out = prepared(tmp_path, conll_dir, "ner", **search_overrides("ner", max_trials=1),
                            **{"ner.train.padding_free": True})
     assert tune.main(["ner", "--params", str(params)]) == 0

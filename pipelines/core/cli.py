@@ -9,10 +9,9 @@ import sys
 
 from pipelines.core.config import load_params, output_dir, task_params
 from pipelines.core.errors import DataError, ParamsError, StageError
-from pipelines.text.embeddings import VectorsFileError
 
 # What a stage reports as one line; anything else is a bug and keeps its traceback.
-EXPECTED_ERRORS = (DataError, ParamsError, StageError, FileNotFoundError, VectorsFileError)
+EXPECTED_ERRORS = (DataError, ParamsError, StageError, FileNotFoundError)
 
 
 def stage_name(doc):

@@ -9,12 +9,13 @@ import time
 
 from pipelines.core.batching import BucketBatcher
 from pipelines.core.config import resolve_path
+from pipelines.core.errors import DataError
 from pipelines.core.hparams import tuned_settings
 from pipelines.core.io import save_json
 from pipelines.core.reports import line_chart
 from pipelines.core.runtime import seed_everything, training_runtime
 from pipelines.core.training import fit_resumable, make_optimizer, median_throughput, save_inference_model
-from pipelines.text.embeddings import EmbeddingInitializer
+from pipelines.text.embeddings import EmbeddingInitializer, VectorsFileError
 
 RECORDED_TRAIN_KEYS = ("optimizer", "learning_rate", "lr_decay", "clipnorm", "batch_size")
 
@@ -26,11 +27,22 @@ def embeddings_initializer(train_cfg, encoder, seed):
     path = resolve_path(train_cfg["embeddings_file"])
     if not path.is_file():
         raise FileNotFoundError(f"embeddings file not found: {path}")
-    return EmbeddingInitializer(path, encoder, seed)
+    initializer = EmbeddingInitializer(path, encoder, seed)
+
+    def initialize(model):
+        try:
+            return initializer(model)
+        except VectorsFileError as err:  # text/ knows no stage errors; the CLIs print DataError as one line
+            raise DataError(str(err)) from None
+
+    return initialize
 
 
-def train(task, params, out):
-    """Trains `task` with params (or the tune stage's best values); returns (summary, details)."""
+def train(task, params, out, callbacks=()):
+    """Trains `task` with params (or the tune stage's best values); returns (summary, details).
+
+    `callbacks`: extra Keras callbacks for the fit (the GPU benchmark counts XLA compilations per epoch).
+    """
     section = params[task.name]
     model_cfg, cfg, source = tuned_settings(params, task.name, out, section["model"], section["train"])
     seed = params["seed"]
@@ -54,16 +66,17 @@ def train(task, params, out):
         start = time.perf_counter()
         selector, timer, history = fit_resumable(
             model, batches, cfg["epochs"], out / "train_state", metric, cfg["patience"],
-            callbacks=validation.callbacks, mode=mode, validation_data=validation.data,
+            callbacks=[*validation.callbacks, *callbacks], mode=mode, validation_data=validation.data,
         )
         wall = time.perf_counter() - start
     save_inference_model(selector.checkpoint, runtime, out / "model.keras")
     summary = {
+        # Short keys: `dvc metrics show` puts every metrics file's keys side by side.
+        "best_val": selector.state["best"],  # of the monitored metric, details["monitor"]
         "best_epoch": selector.state["best_epoch"],
-        f"best_{metric}": selector.state["best"],
-        "epochs_run": len(history),
-        "train_seconds": round(wall, 1),
-        "train_tokens_per_second": round(median_throughput(train_split.num_tokens, timer.seconds)),
+        "epochs": len(history),
+        "seconds": round(wall, 1),
+        "tokens_per_s": round(median_throughput(train_split.num_tokens, timer.seconds)),
     }
     details = {
         "monitor": metric,
@@ -91,6 +104,5 @@ def write_history(task, rows, out):
 
 def summary_line(summary, details):
     metric = details["monitor"]
-    return (f"best {metric} {summary['best_' + metric]:.4f} at epoch {summary['best_epoch']} "
-            f"({summary['epochs_run']} epochs, {summary['train_seconds']} s, "
-            f"{summary['train_tokens_per_second']} tokens/s)")
+    return (f"best {metric} {summary['best_val']:.4f} at epoch {summary['best_epoch']} "
+            f"({summary['epochs']} epochs, {summary['seconds']} s, {summary['tokens_per_s']} tokens/s)")

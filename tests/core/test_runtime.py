@@ -86,7 +86,7 @@ def test_saved_model_is_masked_float32_and_scores_as_in_training(padding_free_ne
                   to_iob2(decode_names(ids, vocab["tags"]), vocab["tag_scheme"]))
     summary = json.loads((padding_free_ner / "train.json").read_text())
     # The training run scored float16 activations; the float32 model may differ in the last digits.
-    assert f1 == pytest.approx(summary["best_val_f1"], abs=0.02)
+    assert f1 == pytest.approx(summary["best_val"], abs=0.02)
 
 
 def test_padding_free_sentiment_reproduces_its_validation_accuracy(tmp_path):
@@ -107,7 +107,7 @@ def test_padding_free_sentiment_reproduces_its_validation_accuracy(tmp_path):
     split = load_split(out, "validation")
     probs = predict_probabilities(model, encoder.encode(split.tokens), batch_size=3)
     accuracy = float(np.mean(probs.argmax(axis=1) == split.y))
-    assert accuracy == pytest.approx(summary["best_val_accuracy"], abs=1e-6)
+    assert accuracy == pytest.approx(summary["best_val"], abs=1e-6)
 
 
 def test_xla_with_the_crf_under_tensorflow_is_refused(tmp_path, conll_dir):

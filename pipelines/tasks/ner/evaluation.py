@@ -66,10 +66,9 @@ def evaluate(model, encoder, split, cfg, out):
     scores = entity_metrics(gold, pred)
     n_tokens = sum(len(t) for t in tokens)
     correct = sum(g == p for gs, ps in zip(gold, pred) for g, p in zip(gs, ps))
-    metrics = {**{k: scores[k] for k in HEADLINE}, "strict_f1": scores["strict"]["f1"],
-               "token_accuracy": round(correct / n_tokens, 5)}
+    metrics = {**{k: scores[k] for k in HEADLINE}, "strict_f1": scores["strict"]["f1"]}
     details = {"per_type": scores["per_type"], "strict": scores["strict"], "sentences": len(tokens),
-               "tokens": n_tokens}
+               "tokens": n_tokens, "token_accuracy": round(correct / n_tokens, 5)}
 
     plots = out / "plots"
     types = sorted(details["per_type"])
