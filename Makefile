@@ -1,6 +1,6 @@
 # One-command entry points. `make repro` and `make test` create the virtual
 # environment from the pinned requirements on first use; `make test` adds
-# requirements-test.txt (PyTorch, for the backend tests).
+# requirements-test.txt (PyTorch and JAX for the backend tests, pytest-xdist).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -27,8 +27,12 @@ $(VENV)/.installed-test: requirements-test.txt requirements.txt $(VENV)/.install
 repro: setup
 	dvc repro
 
+# Two worker processes: most of a test's time is single-threaded (graph building,
+# XLA compiles, subprocess start-up), so two share a 2-core machine well.
+TEST_WORKERS ?= 2
+
 test: setup-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 benchmark: setup
 	$(BIN)/python -m benchmarks all

@@ -37,6 +37,14 @@ def save_json(obj, path):
     atomic_write(path, write, encoding="utf-8")
 
 
+def save_prepared(out, dataset, vocab):
+    """The prepare stage's outputs of any task: out/data (a datasets.DatasetDict) and out/vocab.json
+    (tokenizer settings and vocabularies, from which the encoder and the SavedModel are built)."""
+    out.mkdir(parents=True, exist_ok=True)
+    dataset.save_to_disk(str(out / "data"))
+    save_json(vocab, out / "vocab.json")
+
+
 def load_json(path):
     with open(path, encoding="utf-8") as f:
         return json.load(f)

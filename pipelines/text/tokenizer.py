@@ -21,6 +21,12 @@ import re
 
 TOKENIZER_VERSION = 1
 
+
+def tokenizer_settings(cfg):
+    """What vocab.json records of the tokenizer and word normalisation a vocabulary was built with."""
+    return {"tokenizer_version": TOKENIZER_VERSION, "lowercase": cfg["lowercase"],
+            "digits_to_zero": cfg["digits_to_zero"]}
+
 _MAX_CP = 0x10FFFF
 
 # --- character sets as (lo, hi) inclusive codepoint ranges -----------------

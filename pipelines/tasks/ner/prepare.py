@@ -9,10 +9,10 @@ from collections import Counter
 
 from pipelines.core.config import resolve_path
 from pipelines.core.errors import DataError, ParamsError
-from pipelines.core.io import looks_like_hub_id, save_json
+from pipelines.core.io import looks_like_hub_id, save_json, save_prepared
 from pipelines.tasks.ner.reader import read_hub, read_local_conll
 from pipelines.tasks.ner.labels import convert_tags, detect_scheme, get_spans
-from pipelines.text.tokenizer import TOKENIZER_VERSION, normalize_word
+from pipelines.text.tokenizer import normalize_word, tokenizer_settings
 from pipelines.text.vocab import Vocabulary
 
 
@@ -134,20 +134,17 @@ def prepare(cfg, out, seed=None):
             for split, rows in splits.items()
         }
     )
-    out.mkdir(parents=True, exist_ok=True)
-    dataset.save_to_disk(str(out / "data"))
-    save_json(
+    save_prepared(
+        out,
+        dataset,
         {
-            "tokenizer_version": TOKENIZER_VERSION,
-            "lowercase": cfg["lowercase"],
-            "digits_to_zero": cfg["digits_to_zero"],
+            **tokenizer_settings(cfg),
             "max_word_chars": cfg["max_word_chars"],
             "tag_scheme": scheme,
             "tags": tag_names,
             "words": words.to_list(),
             "chars": chars.to_list(),
         },
-        out / "vocab.json",
     )
     stats = build_stats(splits, read_stats, words, cfg, scheme, source_scheme)
     stats["vocab"] = {"words": len(words), "chars": len(chars), "tags": len(tag_names)}

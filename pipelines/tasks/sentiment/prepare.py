@@ -28,11 +28,11 @@ from collections import Counter
 
 from pipelines.core.config import resolve_path
 from pipelines.core.errors import DataError
-from pipelines.core.io import looks_like_hub_id, save_json
+from pipelines.core.io import looks_like_hub_id, save_json, save_prepared
 from pipelines.tasks.sentiment.encoding import TRUNCATE_POLICIES, tokenize_document, truncate_tokens
 from pipelines.tasks.sentiment.labels import label_ids, label_map
 from pipelines.tasks.sentiment.reader import SPLITS, is_int, read_hub, read_local
-from pipelines.text.tokenizer import TOKENIZER_VERSION, normalize_word
+from pipelines.text.tokenizer import normalize_word, tokenizer_settings
 from pipelines.text.vocab import Vocabulary
 
 PERCENTILES = (50, 90, 95, 99)
@@ -198,20 +198,17 @@ def prepare(cfg, out, seed):
     dataset = datasets.DatasetDict(
         {split: datasets.Dataset.from_dict(processed[split][0], features=features) for split in SPLITS}
     )
-    out.mkdir(parents=True, exist_ok=True)
-    dataset.save_to_disk(str(out / "data"))
-    save_json(
+    save_prepared(
+        out,
+        dataset,
         {
-            "tokenizer_version": TOKENIZER_VERSION,
-            "lowercase": cfg["lowercase"],
-            "digits_to_zero": cfg["digits_to_zero"],
+            **tokenizer_settings(cfg),
             "max_tokens": cfg["max_tokens"],
             "truncate": cfg["truncate"],
             "clean_markup": True,
             "labels": names,
             "words": words.to_list(),
         },
-        out / "vocab.json",
     )
     stats = {
         "labels": names,
