@@ -6,11 +6,12 @@ Usage: python -m pipelines.evaluate <task> [--params PATH]
 import sys
 
 from pipelines.core.cli import run_stage
-from pipelines.core.evaluating import evaluate
 from pipelines.tasks import TASK_NAMES, load_task
 
 
 def run(name, params, out):
+    from pipelines.core.evaluating import evaluate  # TensorFlow only once the checks passed
+
     task = load_task(name)
     for line in task.evaluation_lines(*evaluate(task, params, out)):
         print(line)

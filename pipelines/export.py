@@ -6,11 +6,12 @@ Usage: python -m pipelines.export <task> [--params PATH]
 import sys
 
 from pipelines.core.cli import run_stage
-from pipelines.core.exporting import export
 from pipelines.tasks import TASK_NAMES, load_task
 
 
 def run(name, params, out):
+    from pipelines.core.exporting import export  # TensorFlow only once the checks passed
+
     report = export(load_task(name), params, out)
     print(f"wrote {out / report['saved_model']}; parity with the in-memory model on {report['checked']} "
           f"test {report['unit']}")

@@ -6,11 +6,13 @@ Usage: python -m pipelines.train <task> [--params PATH]
 import sys
 
 from pipelines.core.cli import run_stage
-from pipelines.core.trainer import summary_line, train
 from pipelines.tasks import TASK_NAMES, load_task
 
 
 def run(name, params, out):
+    # Keras and TensorFlow load here, not at import: `--help` and params errors answer at once.
+    from pipelines.core.trainer import summary_line, train
+
     print(summary_line(*train(load_task(name), params, out)))
 
 
