@@ -19,6 +19,7 @@ Writes <out-root>/gpu.json (default outputs/benchmark/gpu).
 
 import argparse
 import collections
+import copy
 import json
 import shutil
 import statistics
@@ -161,7 +162,7 @@ def run(args, log=print):
         start = time.perf_counter()
         task.prepare(section["prepare"], prepared, params["seed"])
         log(f"{name}: prepared in {time.perf_counter() - start:.0f} s")
-        runs = [run_variant(task, json.loads(json.dumps(params)), prepared, out_root / name / v.replace("/", "_"), v,
+        runs = [run_variant(task, copy.deepcopy(params), prepared, out_root / name / v.replace("/", "_"), v,
                             counter, log) for v in variants]
         result["tasks"][name] = runs
     out_root.mkdir(parents=True, exist_ok=True)

@@ -39,3 +39,14 @@ def test_runs_under_jax_without_tensorflow(tmp_path):
         # At most one compilation per distinct batch shape over the whole run, none per step.
         assert 1 <= sum(steps) <= run["distinct_train_batch_shapes"], run
         assert f"{task:9s} masked/float32" in proc.stdout
+
+
+def test_missing_data_is_one_line(tmp_path):
+    params = tiny_params(tmp_path, write_conll_splits(tmp_path / "conll", 24, 6, 8))
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu", "--params", str(params), "--tasks", "ner",
+         "--data-root", str(tmp_path / "nowhere"), "--out-root", str(tmp_path / "gpu")],
+        cwd=ROOT, env={**os.environ, "KERAS_BACKEND": "jax"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("benchmarks.gpu: error: ")
+    assert str(tmp_path / "nowhere" / "conll") in proc.stderr
