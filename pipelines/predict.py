@@ -52,7 +52,7 @@ def main(argv=None):
     # Intermixed: texts may come after --model without argparse binding them early.
     args = parser.parse_intermixed_args(argv)
     if bool(args.texts) == bool(args.jsonl):
-        parser.error("give either texts on the command line or --jsonl FILE, not both")
+        parser.error("give texts on the command line or --jsonl FILE (--jsonl - reads stdin), not both")
     try:
         model_dir = args.model or output_dir(load_params(args.params), args.task) / "saved_model"
         if args.jsonl == "-":
