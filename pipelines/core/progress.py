@@ -38,6 +38,7 @@ class Progress:
         self.done = 0
         self.start = clock()
         self._last = self.start
+        self._printed_at = None  # `done` when the last line was written
         self.extra = ""
 
     def __enter__(self):
@@ -70,6 +71,7 @@ class Progress:
         return text
 
     def _write(self, text):
+        self._printed_at = self.done
         if self.tty:
             self.stream.write("\r\x1b[K" + text)
         else:
@@ -78,12 +80,9 @@ class Progress:
 
     def close(self, failed=False):
         """A final line, unless nothing was ever printed and the work took under `every` seconds."""
-        if failed:
-            if self.tty and self._last != self.start:
-                self.stream.write("\n")
-            return
-        if self._last != self.start or self.clock() - self.start >= self.every:
+        if not failed and self._printed_at != self.done and (
+                self._printed_at is not None or self.clock() - self.start >= self.every):
             self._write(self.line())
-            if self.tty:
-                self.stream.write("\n")
-            self.stream.flush()
+        if self.tty and self._printed_at is not None:
+            self.stream.write("\n")
+        self.stream.flush()
