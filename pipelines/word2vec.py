@@ -4,6 +4,8 @@ Usage: python -m pipelines.word2vec
 Reads the JSON Lines (optionally gzip) files `word2vec.corpus_files` of `corpus_dir`,
 tokenises them with the project tokenizer, normalises words as the NER
 vocabulary does, trains word2vec (gensim) and writes a word2vec text file.
+Reading and training report their progress on stderr (pipelines.core.progress):
+a line every ~10 s with an ETA, a bar on a terminal.
 """
 
 import argparse
@@ -17,6 +19,7 @@ from pathlib import Path
 from pipelines.core.config import load_params, resolve_path
 from pipelines.core.errors import ParamsError
 from pipelines.core.io import save_json
+from pipelines.core.progress import Progress
 from pipelines.text.tokenizer import clean_markup, normalize_word, tokenize
 
 
@@ -33,33 +36,74 @@ def open_text(path):
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
 
+def count_lines(path):
+    """Lines of a (gzip) text file, for the reading progress: a fast pass over the bytes."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus file not found: {path}")
+    n, last = 0, b"\n"
+    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n + (last != b"\n")
+
+
 def read_corpus(paths, field, lowercase, digits_to_zero):
     """Token lists, one per record; records without the field are counted, not kept."""
     sentences, skipped = [], 0
-    for path in paths:
-        with open_text(path) as f:
-            for line_no, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{line_no}: not valid JSON: {err.msg}") from err
-                text = record.get(field) if isinstance(record, dict) else None
-                if not isinstance(text, str):
-                    skipped += 1
-                    continue
-                tokens = tokenize(clean_markup(text))
-                if tokens:
-                    sentences.append([normalize_word(t, lowercase, digits_to_zero) for t in tokens])
+    total = sum(count_lines(path) for path in paths)
+    with Progress("word2vec: reading and tokenising the corpus", total=total, unit="lines") as progress:
+        for path in paths:
+            with open_text(path) as f:
+                for line_no, line in enumerate(f, start=1):
+                    progress.update()
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as err:
+                        raise ValueError(f"{path}:{line_no}: not valid JSON: {err.msg}") from err
+                    text = record.get(field) if isinstance(record, dict) else None
+                    if not isinstance(text, str):
+                        skipped += 1
+                        continue
+                    tokens = tokenize(clean_markup(text))
+                    if tokens:
+                        sentences.append([normalize_word(t, lowercase, digits_to_zero) for t in tokens])
     return sentences, skipped
 
 
+class ReportingCorpus:
+    """The token lists as gensim iterates them, pass after pass; every text handed
+    out counts on the Progress given to `start`, so the ETA follows gensim's work."""
+
+    def __init__(self, sentences):
+        self.sentences = sentences
+        self.start(None)
+
+    def start(self, progress, passes=None):
+        """Report the next passes to `progress`, as "epoch k/passes" when `passes` is given."""
+        self.progress, self.passes, self.pass_no = progress, passes, 0
+
+    def __len__(self):
+        return len(self.sentences)
+
+    def __iter__(self):
+        self.pass_no += 1
+        extra = f"epoch {self.pass_no}/{self.passes}" if self.passes else None
+        for sentence in self.sentences:
+            yield sentence
+            if self.progress is not None:
+                self.progress.update(extra=extra)
+
+
 def train_vectors(sentences, cfg, seed):
+    """gensim's Word2Vec(sentences, ...) in its two steps, vocabulary then training,
+    each with progress: the same vectors as the one call."""
     from gensim.models import Word2Vec
 
-    return Word2Vec(
-        sentences,
+    model = Word2Vec(
         vector_size=cfg["dim"],
         window=cfg["window"],
         min_count=cfg["min_count"],
@@ -69,6 +113,23 @@ def train_vectors(sentences, cfg, seed):
         seed=seed,
         hashfxn=stable_hash,
     )
+    corpus = ReportingCorpus(sentences)
+    with Progress("word2vec: counting words", total=len(sentences), unit="texts") as progress:
+        corpus.start(progress)
+        model.build_vocab(corpus)
+    with Progress("word2vec: training", total=model.epochs * len(sentences), unit="texts") as progress:
+        corpus.start(progress, passes=model.epochs)
+        model.train(
+            corpus,
+            total_examples=model.corpus_count,
+            total_words=model.corpus_total_words,
+            epochs=model.epochs,
+            start_alpha=model.alpha,
+            end_alpha=model.min_alpha,
+            compute_loss=model.compute_loss,
+        )
+    corpus.start(None)
+    return model
 
 
 def main(argv=None):

@@ -229,37 +229,6 @@ def test_keras_round_trip_of_trained_model(run_dir):
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_train_resumes_after_interruption(run_dir, monkeypatch, capsys):
-    """Kill training after epoch 2; the next run resumes at epoch 3 and the history has no gaps."""
-    tmp, params, out = run_dir
-    cfg = yaml.safe_load(params.read_text())
-    cfg["ner"]["train"]["epochs"] = 4
-    cfg["ner"]["train"]["patience"] = 4
-    resume_params = tmp / "resume.yaml"
-    resume_params.write_text(yaml.safe_dump(cfg))
-
-    from pipelines.core import training
-
-    real = training.ModelSelector.on_epoch_end
-
-    def interrupt(self, epoch, logs=None):
-        real(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training.ModelSelector, "on_epoch_end", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        train.main(["ner", "--params", str(resume_params)])
-    assert (out / "train_state" / "backup").exists()
-    monkeypatch.setattr(training.ModelSelector, "on_epoch_end", real)
-    capsys.readouterr()
-    assert train.main(["ner", "--params", str(resume_params)]) == 0
-    assert "resuming" in capsys.readouterr().out
-    history = json.loads((out / "history.json").read_text())
-    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
-    assert not (out / "train_state" / "backup").exists()
-
-
 def test_two_runs_with_the_same_params_give_the_same_metrics(tmp_path, conll_dir):
     results = []
     for name in ("a", "b"):

@@ -231,6 +231,57 @@ def test_search_resumes_and_a_new_space_starts_a_new_search(tmp_path, conll_dir,
     assert "rnn_type" in best["values"] and best["search"] not in searches
 
 
+def run_tune(params):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.Popen([sys.executable, "-m", "pipelines.tune", "ner", "--params", str(params)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_search_killed_in_a_trial_reruns_that_trial_identically(tmp_path, conll_dir):
+    """SIGKILL during the second trial; the resumed search gives the uninterrupted search's trials."""
+    overrides = search_overrides("ner", epochs=3)
+    runs = {}
+    for name in ("reference", "killed"):
+        (tmp_path / name).mkdir()
+        runs[name] = prepared(tmp_path / name, conll_dir, "ner", **overrides)
+    params, out = runs["reference"]
+    assert run_tune(params).wait(timeout=600) == 0
+
+    params, out = runs["killed"]
+    proc = run_tune(params)
+    log = out / "tuner"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(p.read_text().strip() for p in log.glob("*/tuners/*.jsonl")):
+            break  # the first trial has ended
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the second trial's epochs
+    proc.kill()
+    stdout, _ = proc.communicate()
+    assert proc.returncode == -9 and ran_trials(stdout) == ["0"], stdout
+    resumed = run_tune(params)
+    stdout, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr
+    assert ran_trials(stdout) == ["1"]
+    rows = {name: json.loads((p[1] / "tune_trials.json").read_text()) for name, p in runs.items()}
+    strip = lambda rs: [{k: r[k] for k in ("trial_id", "status", "score", "epochs", "hyperparameters")}  # noqa: E731
+                        for r in rs]
+    assert strip(rows["killed"]) == strip(rows["reference"])
+
+
+def test_a_damaged_search_state_is_refused_in_one_line(tmp_path, conll_dir):
+    params, out = prepared(tmp_path, conll_dir, "ner", **search_overrides("ner", max_trials=1))
+    assert tune.main(["ner", "--params", str(params)]) == 0
+    (oracle,) = (out / "tuner").glob("*/oracle.json")
+    oracle.write_text(oracle.read_text()[:50])
+    proc = run_tune(params)
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 1 and "Traceback" not in stderr
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith(f"tune: error: {oracle} is damaged (JSONDecodeError: ")
+    assert line.endswith(f"; delete {oracle.parent} to redo the search from its first trial")
+
+
 def test_max_seconds_stops_starting_trials(tmp_path, conll_dir):
     params, out = prepared(tmp_path, conll_dir, "ner", **search_overrides("ner", max_trials=5, max_seconds=0.001))
     assert tune.main(["ner", "--params", str(params)]) == 1  # no trial could start

@@ -86,3 +86,41 @@ def test_stage_reports_missing_corpus_folder(tmp_path, conll_dir, capsys):
     assert word2vec.main(["--params", str(params)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("word2vec: error: ") and "corpus folder not found" in err
+
+
+def test_count_lines(tmp_path):
+    assert word2vec.count_lines(write_corpus(tmp_path / "a.jsonl.gz", ["x", "y", "z"], compress=True)) == 3
+    (tmp_path / "b.jsonl").write_text('{"text": "a"}\n\n{"text": "b"}')  # no final newline
+    assert word2vec.count_lines(tmp_path / "b.jsonl") == 3
+    (tmp_path / "c.jsonl").write_text("")
+    assert word2vec.count_lines(tmp_path / "c.jsonl") == 0
+
+
+def test_training_in_two_steps_gives_gensim_s_one_call_vectors():
+    from gensim.models import Word2Vec
+
+    sentences = [[w.lower() for w in tokens] for tokens, _ in make_sentences(80, seed=4)]
+    cfg = {"dim": 8, "window": 3, "min_count": 1, "skip_gram": True, "epochs": 3, "workers": 1}
+    ours = word2vec.train_vectors(sentences, cfg, seed=5)
+    theirs = Word2Vec(sentences, vector_size=8, window=3, min_count=1, sg=1, epochs=3, workers=1, seed=5,
+                      hashfxn=word2vec.stable_hash)
+    assert ours.wv.index_to_key == theirs.wv.index_to_key
+    np.testing.assert_array_equal(ours.wv.vectors, theirs.wv.vectors)
+
+
+def test_stage_reports_progress_with_an_eta(tmp_path, conll_dir, capsys, monkeypatch):
+    """Progress lines on stderr every `every` seconds (10; 0 here: one per update)."""
+    import functools
+
+    from pipelines.core.progress import Progress
+
+    monkeypatch.setattr(word2vec, "Progress", functools.partial(Progress, every=0))
+    epochs = 3
+    assert word2vec.main(["--params", str(tiny_params(tmp_path, conll_dir, **{"word2vec.epochs": epochs}))]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert "word2vec: reading and tokenising the corpus: 30/60 lines (50%), 0 s, ETA 0 s" in lines
+    assert "word2vec: counting words: 60/60 texts (100%), 0 s" in lines
+    training = [line for line in lines if line.startswith("word2vec: training: ")]
+    assert training[-1].startswith(f"word2vec: training: {60 * epochs}/{60 * epochs} texts (100%), ")
+    assert training[-1].endswith(f", epoch {epochs}/{epochs}")
+    assert "ETA" in training[len(training) // 2] and ", epoch 1/" in training[0]

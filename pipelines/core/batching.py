@@ -23,7 +23,8 @@ class BucketBatcher(keras.utils.PyDataset):
 
     Examples are sorted by length (with seeded jitter when shuffling, so
     batches change between epochs) and cut into batches; the batch order is
-    shuffled. Without shuffling, batches follow length order and
+    shuffled. An epoch's batches depend only on (seed, epoch), so a resumed
+    run (`start_at`) sees the batches the interrupted one would have. Without shuffling, batches follow length order and
     `batch_indices[i]` tells which examples batch `i` holds.
 
     With `exact_lengths=True` a batch only holds examples of one length, so
@@ -62,7 +63,9 @@ class BucketBatcher(keras.utils.PyDataset):
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.exact_lengths = bool(exact_lengths)
-        self.rng = np.random.default_rng(seed)
+        self.seed = int(seed)
+        self.epoch = 0
+        self._first_epoch = 0  # of the next fit, for the tf.data generator
         self.lengths = np.array([len(a) for a in features[names[0]]])
         # Per-example shapes of every feature, to know each batch's padded shape.
         self._shapes = np.concatenate(
@@ -73,9 +76,10 @@ class BucketBatcher(keras.utils.PyDataset):
         self._make_batches()
 
     def _make_batches(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
         if self.shuffle:
             # Jitter of under one length step keeps buckets tight but varied.
-            keys = self.lengths + self.rng.uniform(0, 1, self.size)
+            keys = self.lengths + rng.uniform(0, 1, self.size)
         else:
             keys = self.lengths
         order = np.argsort(keys, kind="stable")
@@ -88,7 +92,7 @@ class BucketBatcher(keras.utils.PyDataset):
         else:
             batches = [order[i : i + self.batch_size] for i in range(0, self.size, self.batch_size)]
         if self.shuffle:
-            self.rng.shuffle(batches)
+            rng.shuffle(batches)
         self.batch_indices = self._distinct_shapes_first(batches)
 
     def _distinct_shapes_first(self, batches):
@@ -123,7 +127,15 @@ class BucketBatcher(keras.utils.PyDataset):
             return x, self.labels[idx]
         return x, pad_batch([self.labels[i] for i in idx])
 
+    def start_at(self, epoch):
+        """Makes the next pass epoch `epoch` (0-based), e.g. when a run resumes."""
+        self.epoch = int(epoch)
+        self._first_epoch = self.epoch
+        if self.shuffle:
+            self._make_batches()
+
     def on_epoch_end(self):
+        self.epoch += 1
         if self.shuffle:
             self._make_batches()
 
@@ -145,7 +157,9 @@ class BucketBatcher(keras.utils.PyDataset):
 
         def batches():
             # Keras starts a new iteration per epoch and may leave the last one unfinished.
-            if next(passes):
+            epoch = self._first_epoch + next(passes)
+            if epoch != self.epoch:
+                self.epoch = epoch - 1
                 self.on_epoch_end()
             for i in range(len(self)):
                 yield self[i]

@@ -9,7 +9,7 @@ import hashlib
 import json
 
 from pipelines.core.errors import ParamsError, StageError
-from pipelines.core.io import load_json, save_json
+from pipelines.core.io import atomic_write, load_json, save_json
 
 DEFAULTS = {
     "enabled": False,
@@ -81,20 +81,23 @@ def write_outputs(out, best, rows, summary):
     save_json(best, out / BEST_FILE)
     save_json(rows, out / "tune_trials.json")
     names = sorted({name for r in rows for name in r["hyperparameters"]})
-    with open(out / "tune_trials.csv", "w", newline="") as f:
+
+    def write_csv(f):
         w = csv.writer(f)
         w.writerow(["trial", "trial_id", "status", "score", "epochs", "seconds", *names])
         for i, r in enumerate(rows, start=1):
             w.writerow([i, r["trial_id"], r["status"], r["score"], r["epochs"], r["seconds"],
                         *(r["hyperparameters"].get(n, "") for n in names)])
+
+    atomic_write(out / "tune_trials.csv", write_csv, newline="")
     save_json(summary, out / "tune.json")
 
 
 def prepare_tuner_dir(out):
     folder = out / "tuner"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "README.txt").write_text(
+    atomic_write(folder / "README.txt", lambda f: f.write(
         "KerasTuner state of the tune stage, one folder per search (see pipelines/tune.py).\n"
         "Kept between runs so that an interrupted search resumes; delete a folder to redo its search.\n"
-    )
+    ))
     return folder

@@ -11,7 +11,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def atomic_write(path, write, mode="w", **open_kwargs):
+def atomic_write(path, write, mode="w", before_replace=None, **open_kwargs):
     """Calls write(file) on a temporary file beside `path`, then moves it into place.
 
     A kill during the write leaves the previous file (or none), never half a file.
@@ -22,6 +22,8 @@ def atomic_write(path, write, mode="w", **open_kwargs):
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
             write(f)
+        if before_replace:  # a test hook (pipelines/core/faults.py)
+            before_replace(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -29,12 +31,12 @@ def atomic_write(path, write, mode="w", **open_kwargs):
         raise
 
 
-def save_json(obj, path):
+def save_json(obj, path, before_replace=None):
     def write(f):
         json.dump(obj, f, ensure_ascii=False, indent=1)
         f.write("\n")
 
-    atomic_write(path, write, encoding="utf-8")
+    atomic_write(path, write, before_replace=before_replace, encoding="utf-8")
 
 
 def save_prepared(out, dataset, vocab):

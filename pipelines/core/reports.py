@@ -6,6 +6,14 @@ matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pipelines.core.io import atomic_write  # noqa: E402
+
+
+def save_figure(fig, path):
+    """The PNG written beside `path` and moved into place, as every output is."""
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110), mode="wb")
+    plt.close(fig)
+
 
 def bar_chart(labels, values, path, title, ylabel):
     fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(labels) + 2), 3.5))
@@ -15,8 +23,7 @@ def bar_chart(labels, values, path, title, ylabel):
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def confusion_heatmap(labels, matrix, path, title):
@@ -35,8 +42,7 @@ def confusion_heatmap(labels, matrix, path, title):
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7)
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def line_chart(xs, series, path, title, xlabel):
@@ -48,18 +54,19 @@ def line_chart(xs, series, path, title, xlabel):
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def write_rows_csv(path, header, rows):
     """A CSV file for `dvc plots` (header row first)."""
     import csv
 
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    def write(f):
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
+
+    atomic_write(path, write, newline="", encoding="utf-8")
 
 
 def write_confusion(plots, gold, pred, labels, matrix, title):

@@ -5,8 +5,6 @@ numbers, a DVC metric), train_details.json (hyperparameters and runtime),
 history.json and history.png (per-epoch curves), train_state/ (resume state).
 """
 
-import time
-
 from pipelines.core.batching import BucketBatcher
 from pipelines.core.config import resolve_path
 from pipelines.core.errors import DataError
@@ -14,6 +12,7 @@ from pipelines.core.hparams import tuned_settings
 from pipelines.core.io import save_json
 from pipelines.core.reports import line_chart
 from pipelines.core.runtime import seed_everything, training_runtime
+from pipelines.core.train_state import file_digest
 from pipelines.core.training import fit_resumable, make_optimizer, median_throughput, save_inference_model
 from pipelines.text.embeddings import EmbeddingInitializer, VectorsFileError
 
@@ -36,6 +35,14 @@ def embeddings_initializer(train_cfg, encoder, seed):
             raise DataError(str(err)) from None
 
     return initialize
+
+
+def data_fingerprint(out, train_split, val_split):
+    """Cheap evidence of which prepared data a run trains on: the vocabularies and the split sizes."""
+    vocab = out / "vocab.json"
+    return {"vocab_sha256": file_digest(vocab) if vocab.is_file() else None,
+            "train": [len(train_split.y), int(train_split.num_tokens)],
+            "validation": [len(val_split.y), int(val_split.num_tokens)]}
 
 
 def train(task, params, out, callbacks=()):
@@ -63,19 +70,23 @@ def train(task, params, out, callbacks=()):
                           jit_compile=runtime.jit_compile)
             runtime.jit_compile = model.jit_compile  # what Keras resolved "auto" to
         metric, mode = task.selection(cfg)
-        start = time.perf_counter()
-        selector, timer, history = fit_resumable(
+        # What decides the run: a saved state from other settings or data is not resumed.
+        settings = {"model": model_cfg, "train": cfg, "seed": seed, "runtime": runtime.summary(),
+                    "data": data_fingerprint(out, train_split, val_split)}
+        state, timer = fit_resumable(
             model, batches, cfg["epochs"], out / "train_state", metric, cfg["patience"],
             callbacks=[*validation.callbacks, *callbacks], mode=mode, validation_data=validation.data,
+            settings=settings,
         )
-        wall = time.perf_counter() - start
-    save_inference_model(selector.checkpoint, runtime, out / "model.keras")
+        seconds = state.elapsed_seconds()
+    save_inference_model(state.checked_best_file(), runtime, out / "model.keras")
+    history = state.history
     summary = {
         # Short keys: `dvc metrics show` puts every metrics file's keys side by side.
-        "best_val": selector.state["best"],  # of the monitored metric, details["monitor"]
-        "best_epoch": selector.state["best_epoch"],
+        "best_val": state.selection["best"],  # of the monitored metric, details["monitor"]
+        "best_epoch": state.selection["best_epoch"],
         "epochs": len(history),
-        "seconds": round(wall, 1),
+        "seconds": round(seconds, 1),  # with the epochs of an interrupted run this one resumed
         "tokens_per_s": round(median_throughput(train_split.num_tokens, timer.seconds)),
     }
     details = {
@@ -88,6 +99,7 @@ def train(task, params, out, callbacks=()):
     save_json(summary, out / "train.json")
     save_json(details, out / "train_details.json")
     write_history(task, history, out)
+    state.clear()  # the outputs are complete: a later run trains afresh
     return summary, details
 
 

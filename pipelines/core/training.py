@@ -1,18 +1,15 @@
 """Fitting machinery shared by the tasks: optimizers, epoch timing, model selection, resumable fit."""
 
-import csv
-import shutil
 import sys
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from models.lazy_optimizers import LazyAdam, LazyNadam
+from pipelines.core import faults
 from pipelines.core.batching import fit_data
-from pipelines.core.errors import ParamsError
-from pipelines.core.io import load_json, save_json
+from pipelines.core.errors import ParamsError, StageError
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -45,14 +42,29 @@ def make_optimizer(cfg, steps_per_epoch=1):
 def save_inference_model(checkpoint, runtime, path):
     """Saves the model to serve: float32 with masked Bi-RNNs, whatever the training run used.
 
+    Written beside `path`, loaded back and compared with the checkpoint before it
+    replaces `path`, so a stage that succeeds never leaves a broken model.
     Call it after leaving `training_runtime`, so the float32 policy is back.
     """
-    if not runtime.padding_free and runtime.precision == "float32":
-        shutil.copyfile(checkpoint, path)
-        return
-    from models.runtime import rebuild
+    from pipelines.core.train_state import write_keras_file
 
-    rebuild(keras.saving.load_model(checkpoint, compile=False), rnn_mask=True).save(path)
+    best = keras.saving.load_model(checkpoint, compile=False)
+    if not runtime.padding_free and runtime.precision == "float32":
+        model = best
+    else:
+        from models.runtime import rebuild
+
+        model = rebuild(best, rnn_mask=True)
+
+    def save_and_check(tmp):
+        model.save(tmp)
+        saved = keras.saving.load_model(tmp, compile=False)
+        expected = [keras.ops.convert_to_numpy(w) for w in model.weights]
+        got = [keras.ops.convert_to_numpy(w) for w in saved.weights]
+        if len(got) != len(expected) or not all(np.array_equal(a, b) for a, b in zip(expected, got)):
+            raise StageError(f"{path}: the saved model does not load back with the trained weights")
+
+    write_keras_file(path, save_and_check)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -72,79 +84,94 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = elapsed
 
 
-class ModelSelector(keras.callbacks.Callback):
-    """Keeps the best model by a validation metric and stops after `patience` epochs.
+class PeriodicProgress(keras.callbacks.Callback):
+    """A line every ~10 s within an epoch and its validation when Keras' bar is off (DVC's log is no terminal).
 
-    Unlike EarlyStopping, its state (best value, epoch, wait) is written next to
-    the checkpoint so that a resumed run continues where it stopped.
+    A heartbeat thread also writes when a single step runs long (the first
+    batch of an epoch can wait on a graph trace), so the log never goes quiet.
     """
 
-    def __init__(self, monitor, directory, patience, mode="max"):
+    def __init__(self, steps, every=10.0):
         super().__init__()
-        self.monitor = monitor
-        self.directory = Path(directory)
-        self.patience = int(patience)
-        self.sign = 1.0 if mode == "max" else -1.0
-        self.state_path = self.directory / "selector.json"
-        self.checkpoint = self.directory / "best.keras"
-        self.state = {"best": None, "best_epoch": None, "wait": 0}
+        self.steps = steps
+        self.every = every
+        self.epoch = 0
+        self.progress = None
+        self._stop = None
 
-    def on_train_begin(self, logs=None):
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if self.state_path.is_file() and self.checkpoint.is_file():
-            self.state = load_json(self.state_path)
+    def _start(self, desc, total):
+        import threading
+
+        from pipelines.core.progress import Progress
+
+        self._halt()
+        # No closing line: Keras prints its own line per epoch.
+        self.progress = Progress(desc, total=total, unit="batches", every=self.every, stream=sys.stdout)
+        self._stop = threading.Event()
+        threading.Thread(target=self._beat, args=(self._stop, self.progress), daemon=True).start()
+
+    def _beat(self, stop, progress):
+        while not stop.wait(self.every / 2):
+            progress.update(0)
+
+    def _halt(self):
+        if self._stop is not None:
+            self._stop.set()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self._start(f"epoch {epoch + 1}", self.steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        self.progress.update(extra=None if loss is None else f"loss {float(loss):.4f}")
+
+    def on_test_begin(self, logs=None):
+        self._start(f"epoch {self.epoch + 1} validation", None)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.progress.update()
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None:
-            raise ParamsError(f"monitored metric {self.monitor!r} is not in the epoch logs: {sorted(logs or {})}")
-        best = self.state["best"]
-        if best is None or self.sign * value > self.sign * best:
-            self.model.save(self.checkpoint)
-            self.state.update(best=float(value), best_epoch=epoch + 1, wait=0)
-        else:
-            self.state["wait"] += 1
-            if self.state["wait"] >= self.patience:
-                self.model.stop_training = True
-        save_json(self.state, self.state_path)
+        self._halt()
+
+    def on_test_end(self, logs=None):
+        self._halt()
+
+    def on_train_end(self, logs=None):
+        self._halt()
 
 
 def fit_resumable(model, train_data, epochs, work_dir, monitor, patience, callbacks=(), mode="max",
-                  validation_data=None):
-    """Fits with BackupAndRestore; returns (selector, timer, history rows).
+                  validation_data=None, settings=None):
+    """Fits, resuming a killed run from `work_dir`; returns (state, timer).
 
-    `work_dir` must survive an interruption (a persisted DVC output): it holds
-    the backup, the best checkpoint, the selector state and the history CSV.
+    `work_dir` must survive an interruption (a persisted DVC output); see
+    pipelines/core/train_state.py. `settings` (JSON-able: params, data
+    fingerprint) must match for a saved state to be resumed.
     """
-    work_dir = Path(work_dir)
-    backup = work_dir / "backup"
-    resuming = backup.exists()
-    if not resuming and work_dir.exists():
-        shutil.rmtree(work_dir)  # a fresh run must not inherit stale state
-    work_dir.mkdir(parents=True, exist_ok=True)
-    if resuming:
-        print(f"resuming the interrupted run from {backup}")
-    history_csv = work_dir / "history.csv"
+    from pipelines.core.train_state import TrainState
+
+    state = TrainState(work_dir, monitor, patience, mode=mode, settings=settings)
+    initial_epoch = state.restore(model)
+    if hasattr(train_data, "start_at"):
+        train_data.start_at(initial_epoch)
     timer = EpochTimer()
-    selector = ModelSelector(monitor, work_dir, patience, mode=mode)
-    all_callbacks = [
-        timer,
-        *callbacks,
-        selector,
-        keras.callbacks.CSVLogger(str(history_csv), append=resuming),
-        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True),
-    ]
+    timer.seconds = [row["epoch_seconds"] for row in state.history if "epoch_seconds" in row]
+    if state.finished(epochs):
+        return state, timer
+    tty = sys.stdout.isatty()
+    progress = [] if tty else [PeriodicProgress(len(train_data))]
     model.fit(
         fit_data(train_data),
         epochs=epochs,
-        shuffle=False,  # the batchers shuffle themselves, seeded
+        initial_epoch=initial_epoch,
+        shuffle=False,  # the batchers shuffle themselves, seeded by epoch
         validation_data=fit_data(validation_data),
-        callbacks=all_callbacks,
-        verbose=1 if sys.stdout.isatty() else 2,
+        callbacks=[timer, *progress, *callbacks, state, *faults.callbacks()],
+        verbose=1 if tty else 2,
     )
-    with open(history_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return selector, timer, rows
+    return state, timer
 
 
 def median_throughput(tokens, seconds, skip_first=True):

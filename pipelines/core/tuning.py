@@ -12,12 +12,13 @@ import os
 import sys
 import time
 
+from pipelines.core import faults
 from pipelines.core.batching import BucketBatcher, fit_data
 from pipelines.core.errors import ParamsError, StageError
 from pipelines.core.hparams import TUNABLE_TRAIN_KEYS, prepare_tuner_dir, search_name, tune_config, write_outputs
 from pipelines.core.runtime import seed_everything, training_runtime
 from pipelines.core.trainer import embeddings_initializer
-from pipelines.core.training import make_optimizer
+from pipelines.core.training import PeriodicProgress, make_optimizer
 
 
 def distributed_role():
@@ -33,9 +34,51 @@ def distributed_role():
 # === The search (imports KerasTuner and Keras only when tuning is enabled) ===
 
 
+def _crash_safe_writes():
+    """Routes KerasTuner's state and checkpoint writes through a temporary file and os.replace.
+
+    KerasTuner writes oracle.json, trial.json and the trials' weights in place;
+    a kill during such a write would leave a search that cannot be resumed.
+    """
+    import json as json_module
+
+    from keras_tuner.src import utils
+    from keras_tuner.src.engine import tuner_utils
+
+    from pipelines.core.io import atomic_write
+    from pipelines.core.train_state import write_keras_file
+
+    if getattr(utils, "_crash_safe", False):
+        return
+
+    def save_json(path, obj):
+        text = json_module.dumps(obj)
+        atomic_write(path, lambda f: f.write(text), encoding="utf-8")
+        return text
+
+    def save_weights(callback):
+        write_keras_file(callback.filepath, callback.model.save_weights)
+
+    utils.save_json = save_json
+    tuner_utils.SaveBestEpoch._save_model = save_weights
+    utils._crash_safe = True
+
+
+def check_search_state(project_dir):
+    """One clear line for a search folder whose state files do not parse, rather than KerasTuner's traceback."""
+    for path in sorted(project_dir.rglob("*.json")) if project_dir.is_dir() else ():
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise StageError(f"{path} is damaged ({type(err).__name__}: {err}); delete {project_dir} to redo "
+                             f"the search from its first trial") from None
+
+
 def _tuner_classes():
     import keras_tuner as kt
     from keras_tuner.src.engine import trial as trial_module
+
+    _crash_safe_writes()
 
     class DeadlineMixin:
         """Hands out no new trial after `deadline` (time.monotonic()); running trials finish.
@@ -156,6 +199,7 @@ def make_tuner(cfg, hypermodel, seed, directory, project_name):
     common = {"objective": kt.Objective(hypermodel.objective, "max"), "seed": int(seed),
               "max_retries_per_trial": 0, "max_consecutive_failed_trials": 3}
     tuner_class = SearchTuner
+    check_search_state(directory / project_name)
     if cfg["tuner"] == "random":
         oracle = with_deadline(kt.oracles.RandomSearchOracle)(max_trials=int(cfg["max_trials"]), **common)
     elif cfg["tuner"] == "bayesian":
@@ -195,7 +239,9 @@ def search_setup(task, params, out, cfg, seed, runtime):
         lambda c: task.build_model(c, encoder.vocab), model_cfg,
         {k: train_cfg[k] for k in TUNABLE_TRAIN_KEYS if k in train_cfg}, cfg["search_space"],
         optimizer_factory=lambda c: make_optimizer(c, steps), objective=task.monitor,
-        compile_metrics=task.compile_metrics, callbacks=validation.callbacks,
+        compile_metrics=task.compile_metrics,
+        callbacks=[*validation.callbacks, *([] if sys.stdout.isatty() else [PeriodicProgress(steps)]),
+                   *faults.callbacks()],
         embeddings_init=embeddings_initializer(train_cfg, encoder, seed),
     )
     kwargs = {} if validation.data is None else {"validation_data": fit_data(validation.data)}

@@ -302,6 +302,26 @@ def test_tf_dataset_gives_the_pydataset_batches_and_reshuffles_per_pass(exact_le
     assert [b[0]["words"].shape for b in passes[0]] != [b[0]["words"].shape for b in passes[1]]
 
 
+@pytest.mark.parametrize("exact_lengths", [False, True])
+def test_an_epochs_batches_depend_only_on_seed_and_epoch(exact_lengths):
+    """What makes a resumed run see the batches of the run it replaces."""
+    features, labels = make_data(RAGGED, [2, 3, 4] * 7 + [5, 1])
+    kwargs = dict(batch_size=4, shuffle=True, seed=3, exact_lengths=exact_lengths)
+    reference = BucketBatcher(features, labels, **kwargs)
+    for _ in range(2):
+        reference.on_epoch_end()
+    resumed = BucketBatcher(features, labels, **kwargs)
+    resumed.start_at(2)
+    assert_same_batches([resumed[i] for i in range(len(resumed))], [reference[i] for i in range(len(reference))])
+    reference.on_epoch_end()
+    expected = [reference[i] for i in range(len(reference))]
+    dataset = BucketBatcher(features, labels, **kwargs)
+    tf_dataset = dataset.to_tf_dataset()
+    dataset.start_at(3)  # after building the dataset, as fit_resumable does
+    (got,) = dataset_passes(tf_dataset, 1)
+    assert_same_batches(got, expected)
+
+
 def test_tf_dataset_of_unlabelled_and_one_label_per_example_batches():
     features, _ = make_data([3, 1, 4, 1, 5])
     (only,) = dataset_passes(BucketBatcher(features, None, batch_size=2).to_tf_dataset(), 1)

@@ -1,12 +1,13 @@
-"""core.training: optimizers from params, model selection with patience and resumable state, throughput."""
+"""core.training and core.train_state: optimizers, model selection with patience and resumable state, throughput."""
 
 import json
 
 import keras
 import pytest
 
-from pipelines.core.errors import ParamsError
-from pipelines.core.training import OPTIMIZERS, ModelSelector, make_optimizer, median_throughput
+from pipelines.core.errors import ParamsError, StageError
+from pipelines.core.train_state import TrainState
+from pipelines.core.training import OPTIMIZERS, make_optimizer, median_throughput
 
 
 def test_make_optimizer_settings():
@@ -30,43 +31,58 @@ def tiny_model():
     return keras.Model(inputs, keras.layers.Dense(1)(inputs))
 
 
-def run_epochs(selector, values, start=0):
+def run_epochs(state, values, start=0):
     for epoch, value in enumerate(values, start=start):
-        selector.on_epoch_end(epoch, {"val_f1": value})
-        if selector.model.stop_training:
+        state.on_epoch_end(epoch, {"val_f1": value})
+        if state.model.stop_training:
             return epoch
     return None
 
 
-def test_model_selector_keeps_the_best_and_stops_after_patience(tmp_path):
-    selector = ModelSelector("val_f1", tmp_path / "state", patience=2)
-    selector.set_model(tiny_model())
-    selector.model.stop_training = False
-    selector.on_train_begin()
-    stopped = run_epochs(selector, [0.2, 0.5, 0.4, 0.5, 0.9])
+def new_state(directory, monitor="val_f1", patience=2, mode="max", model=None):
+    state = TrainState(directory, monitor, patience, mode=mode, settings={"lr": 0.1}, log=lambda line: None)
+    model = model or tiny_model()
+    model.compile(optimizer="adam", loss="mse")
+    model.optimizer.build(model.trainable_variables)  # as after a first training step
+    state.restore(model)
+    model.stop_training = False
+    return state
+
+
+def test_train_state_keeps_the_best_and_stops_after_patience(tmp_path):
+    state = new_state(tmp_path / "state")
+    stopped = run_epochs(state, [0.2, 0.5, 0.4, 0.5, 0.9])
     assert stopped == 3  # 0.4 and 0.5 (not better than 0.5): two epochs without improvement
-    assert selector.state == {"best": 0.5, "best_epoch": 2, "wait": 2}
-    assert selector.checkpoint.is_file()
-    assert json.loads(selector.state_path.read_text()) == selector.state
+    assert state.selection == {"best": 0.5, "best_epoch": 2, "wait": 2} and state.stopped
+    assert state.checked_best_file().parent.name == "slot-0"  # epoch 4's slot, a link to epoch 2's best
+    assert json.loads((tmp_path / "state" / "slot-0" / "state.json").read_text())["epoch"] == 4
 
 
-def test_model_selector_min_mode_and_resume(tmp_path):
-    first = ModelSelector("val_loss", tmp_path, patience=3, mode="min")
-    first.set_model(tiny_model())
-    first.model.stop_training = False
-    first.on_train_begin()
+def test_train_state_min_mode_and_resume(tmp_path):
+    first = new_state(tmp_path, monitor="val_loss", patience=3, mode="min")
     for epoch, loss in enumerate([1.0, 0.7, 0.8]):
         first.on_epoch_end(epoch, {"val_loss": loss})
-    assert first.state == {"best": 0.7, "best_epoch": 2, "wait": 1}
-    resumed = ModelSelector("val_loss", tmp_path, patience=3, mode="min")
-    resumed.on_train_begin()  # a resumed run continues from the saved state
-    assert resumed.state == first.state
+    assert first.selection == {"best": 0.7, "best_epoch": 2, "wait": 1}
+    resumed = TrainState(tmp_path, "val_loss", 3, mode="min", settings={"lr": 0.1}, log=lambda line: None)
+    model = tiny_model()
+    model.compile(optimizer="adam", loss="mse")
+    assert resumed.restore(model) == 3  # a resumed run continues from the saved state
+    assert resumed.selection == first.selection and len(resumed.history) == 3
+    assert not resumed.finished(4) and resumed.finished(3)
 
 
-def test_model_selector_names_a_missing_metric(tmp_path):
-    selector = ModelSelector("val_f1", tmp_path, patience=1)
+def test_train_state_names_a_missing_metric(tmp_path):
+    state = new_state(tmp_path, patience=1)
     with pytest.raises(ParamsError, match="'val_f1' is not in the epoch logs: \\['loss'\\]"):
-        selector.on_epoch_end(0, {"loss": 1.0})
+        state.on_epoch_end(0, {"loss": 1.0})
+
+
+def test_a_damaged_best_checkpoint_is_refused(tmp_path):
+    state = new_state(tmp_path)
+    run_epochs(state, [0.3])
+    state.best_file.write_bytes(state.best_file.read_bytes()[:100])
+    with pytest.raises(StageError, match="best.keras is damaged"):
+        state.checked_best_file()
 
 
 def test_median_throughput_skips_the_first_epoch():
@@ -74,3 +90,24 @@ def test_median_throughput_skips_the_first_epoch():
     assert median_throughput(1000, [10.0, 1.0, 2.0, 4.0], skip_first=False) == pytest.approx(1000 / 3.0)
     assert median_throughput(1000, [4.0]) == 250.0
     assert median_throughput(1000, []) == 0.0
+
+
+def test_periodic_progress_writes_while_a_long_step_runs(capsys):
+    """DVC's log must not go quiet when one batch takes long (a trace, a slow step)."""
+    import time
+
+    import numpy as np
+
+    from pipelines.core.training import PeriodicProgress
+
+    class SlowFirstBatch(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                time.sleep(0.8)
+
+    model = tiny_model()
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.zeros((16, 2)), np.zeros((16, 1)), batch_size=8, epochs=1, verbose=0,
+              callbacks=[PeriodicProgress(2, every=0.3), SlowFirstBatch()])
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("epoch 1: 0/2 batches (0%)") for line in lines), lines

@@ -11,7 +11,7 @@ from pipelines.core.config import resolve_path
 from pipelines.core.errors import DataError, ParamsError
 from pipelines.core.io import looks_like_hub_id, save_json, save_prepared
 from pipelines.tasks.ner.reader import read_hub, read_local_conll
-from pipelines.tasks.ner.labels import convert_tags, detect_scheme, get_spans
+from pipelines.tasks.ner.labels import EVIDENCE_KEYS, decide_scheme, get_spans, normalise_tags, scheme_evidence
 from pipelines.text.tokenizer import normalize_word, tokenizer_settings
 from pipelines.text.vocab import Vocabulary
 
@@ -23,12 +23,20 @@ def where(row, index=None):
 
 
 def normalise_scheme(splits, target):
-    """Detects the source scheme on all splits and converts every split to `target`."""
-    source = detect_scheme(row["tags"] for rows in splits.values() for row in rows)
-    for rows in splits.values():
+    """Detects the source scheme on all splits together and converts every split to `target`.
+
+    Returns (source scheme, {split: labels.scheme_evidence counts}, {split:
+    tags repaired}): the tags the source scheme does not allow where they are,
+    read as conlleval reads them (in IOB2 a stray I- start becomes B-).
+    """
+    counts = {split: scheme_evidence(row["tags"] for row in rows) for split, rows in splits.items()}
+    source = decide_scheme({key: sum(c[key] for c in counts.values()) for key in EVIDENCE_KEYS})
+    repaired = dict.fromkeys(splits, 0)
+    for split, rows in splits.items():
         for row in rows:
-            row["tags"] = convert_tags(row["tags"], source, target)
-    return source
+            row["tags"], n = normalise_tags(row["tags"], source, target)
+            repaired[split] += n
+    return source, counts, repaired
 
 
 def entity_type(tag):
@@ -63,8 +71,16 @@ def entity_counts(rows, scheme):
     return dict(sorted(counts.items()))
 
 
-def build_stats(splits, read_stats, words, cfg, scheme, source_scheme):
-    stats = {"source_scheme": source_scheme, "tag_scheme": scheme, "splits": {}}
+def build_stats(splits, read_stats, words, cfg, scheme, source):
+    """`source`: what normalise_scheme returned."""
+    source_scheme, counts, repaired = source
+    stats = {
+        "source_scheme": source_scheme,
+        "source_scheme_counts": {key: sum(c[key] for c in counts.values()) for key in EVIDENCE_KEYS},
+        "tags_repaired": sum(repaired.values()),
+        "tag_scheme": scheme,
+        "splits": {},
+    }
     for split, rows in splits.items():
         tokens = [t for row in rows for t in row["tokens"]]
         norm = [normalize_word(t, cfg["lowercase"], cfg["digits_to_zero"]) for t in tokens]
@@ -75,6 +91,8 @@ def build_stats(splits, read_stats, words, cfg, scheme, source_scheme):
             "entities": entity_counts(rows, scheme),
             "oov_tokens": oov,
             "oov_rate": round(oov / max(1, len(tokens)), 5),
+            "source_scheme_counts": counts[split],
+            "tags_repaired": repaired[split],
             **read_stats[split],
         }
     return stats
@@ -100,7 +118,7 @@ def prepare(cfg, out, seed=None):
     if scheme not in ("IOB2", "IOBES"):
         raise ParamsError(f"params: ner.prepare.tag_scheme must be IOB2 or IOBES, got {scheme!r}")
     types = check_labels(splits)
-    source_scheme = normalise_scheme(splits, scheme)
+    source = normalise_scheme(splits, scheme)
     tag_names = tag_names_for(types, scheme)
     train = splits["train"]
 
@@ -146,10 +164,23 @@ def prepare(cfg, out, seed=None):
             "chars": chars.to_list(),
         },
     )
-    stats = build_stats(splits, read_stats, words, cfg, scheme, source_scheme)
+    stats = build_stats(splits, read_stats, words, cfg, scheme, source)
     stats["vocab"] = {"words": len(words), "chars": len(chars), "tags": len(tag_names)}
     save_json(stats, out / "stats.json")
     return stats
+
+
+def scheme_line(stats):
+    """How the source scheme was decided, in one line."""
+    c = stats["source_scheme_counts"]
+    line = (
+        f"tag scheme: {stats['source_scheme']} -> {stats['tag_scheme']} "
+        f"(entity starts: {c['B_starts']:,} B-, {c['I_starts']:,} I-; {c['E_tags'] + c['S_tags']:,} E-/S- tags"
+    )
+    if stats["tags_repaired"]:
+        per_split = ", ".join(f"{split} {s['tags_repaired']:,}" for split, s in stats["splits"].items())
+        line += f"; tags not valid {stats['source_scheme']} repaired: {per_split}"
+    return line + ")"
 
 
 def summary_lines(stats):
@@ -158,5 +189,6 @@ def summary_lines(stats):
         f"{sum(s['entities'].values())} entities, OOV rate {s['oov_rate']:.2%}"
         for split, s in stats["splits"].items()
     ]
+    lines.append(scheme_line(stats))
     lines.append(f"vocabulary: {stats['vocab']}")
     return lines

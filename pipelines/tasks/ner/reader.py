@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pipelines.core.config import resolve_path
 from pipelines.core.errors import DataError
 from pipelines.core.io import load_hub_dataset
+from pipelines.core.progress import Progress
 from pipelines.tasks.ner.labels import TAG_PATTERN, TagSchemeError
 
 DOCSTART = "-DOCSTART-"
@@ -70,13 +71,15 @@ def read_conll(
     tag_column: int = -1,
     num_columns: int | None = None,
     encoding: str = "utf-8",
+    progress=None,
 ) -> tuple[list[Sentence], ReadStats]:
     """Read a CoNLL file into sentences, validating layout and tag syntax.
 
     Every token line must have ``num_columns`` columns (or, if None, as many
     as the first token line). Tags must be ``O`` or ``[BIES]-TYPE``; the
     scheme itself (IOB1/IOB2/IOBES) is not enforced here, see
-    :func:`detect_scheme`.
+    :func:`pipelines.tasks.ner.labels.detect_scheme`. ``progress``, a
+    pipelines.core.progress.Progress, if given, counts the lines read.
     """
     name = os.fspath(path)
     try:
@@ -105,6 +108,7 @@ def read_conll(
             sentences.append(Sentence(tuple(tokens), tuple(tags), start_line, doc))
             tokens, tags = [], []
 
+    reported = 0  # lines counted on `progress`: once a sentence, cheaper than once a line
     for line_no, line in enumerate(lines, 1):
         cols = line.split()
         if not cols:
@@ -112,6 +116,9 @@ def read_conll(
             if line_no < len(lines) or line:
                 blank_lines += 1
             flush()
+            if progress is not None:
+                progress.update(line_no - reported)
+                reported = line_no
             continue
         if cols[0] == DOCSTART:
             docstart_lines += 1
@@ -149,6 +156,8 @@ def read_conll(
         tokens.append(word)
         tags.append(tag)
     flush()  # file may lack a final blank line
+    if progress is not None:
+        progress.update(len(lines) - reported)
 
     if not sentences:
         raise ConllFormatError(f"{name}: contains no sentences")
@@ -173,20 +182,25 @@ def read_local_conll(folder, files, cfg):
         path = folder / files[split]
         if not path.is_file():
             raise FileNotFoundError(f"{split} file not found: {path}")
-        sentences, stats = read_conll(
-            path,
-            word_column=cfg["word_column"],
-            tag_column=cfg["tag_column"],
-            num_columns=cfg.get("num_columns"),
-        )
-        splits[split] = [
-            {"tokens": list(s.tokens), "tags": list(s.tags), "line": s.line, "doc": s.doc, "source": str(path)}
-            for s in sentences
-        ]
-        read_stats[split] = {
-            "docstart_lines_skipped": stats.docstart_lines,
-            "documents": stats.documents,
-        }
+    with Progress("prepare: reading", unit="lines") as progress:  # one line every ~10 s over all files
+        for split in SPLITS:
+            path = folder / files[split]
+            progress.extra = path.name
+            sentences, stats = read_conll(
+                path,
+                word_column=cfg["word_column"],
+                tag_column=cfg["tag_column"],
+                num_columns=cfg.get("num_columns"),
+                progress=progress,
+            )
+            splits[split] = [
+                {"tokens": list(s.tokens), "tags": list(s.tags), "line": s.line, "doc": s.doc, "source": str(path)}
+                for s in sentences
+            ]
+            read_stats[split] = {
+                "docstart_lines_skipped": stats.docstart_lines,
+                "documents": stats.documents,
+            }
     return splits, read_stats
 
 

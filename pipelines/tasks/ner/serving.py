@@ -2,6 +2,7 @@
 check against the in-memory model, and the predictor that turns tags into spans."""
 
 from pipelines.core.exporting import ServedModel
+from pipelines.core.progress import Progress
 from pipelines.tasks.base import ParityReport
 from pipelines.tasks.ner.encoding import iob2_names
 from pipelines.tasks.ner.model import predict_tag_ids
@@ -100,23 +101,34 @@ def check_parity(saved_dir, model, encoder, split, cfg):
 
     serve = tf.saved_model.load(str(saved_dir)).signatures["serving_default"]
     non_empty = [t for t in texts if tokenize(t)]
-    expected = in_memory_tags(model, encoder, vocab, [tokenize(t) for t in non_empty], batch_size)
     mismatches = []
-    for start in range(0, len(non_empty), batch_size):
-        batch = non_empty[start : start + batch_size]
-        out = serve(text=tf.constant(batch))
-        lengths = out["num_tokens"].numpy()
-        tokens, tags = out["tokens"].numpy(), out["tags"].numpy()
-        for row, text in enumerate(batch):
-            n = lengths[row]
-            got_tokens = [t.decode("utf-8") for t in tokens[row, :n]]
-            got_tags = [t.decode("utf-8") for t in tags[row, :n]]
-            want_tokens, want_tags = tokenize(text), expected[start + row]
-            if got_tokens != want_tokens:
-                mismatches.append(f"tokens differ for {text!r}: {got_tokens} vs {want_tokens}")
-            elif got_tags != want_tags:
-                mismatches.append(f"tags differ for {text!r}: {got_tags} vs {want_tags}")
+    chunk = 4 * batch_size  # a few batches between progress updates
+    with Progress("export: parity check", total=len(non_empty), unit="sentences") as progress:
+        for start in range(0, len(non_empty), chunk):
+            part = non_empty[start : start + chunk]
+            tokens = [tokenize(t) for t in part]
+            expected = in_memory_tags(model, encoder, vocab, tokens, batch_size)
+            for first in range(0, len(part), batch_size):
+                batch = slice(first, first + batch_size)
+                out = serve(text=tf.constant(part[batch]))
+                mismatches += compare(out, part[batch], tokens[batch], expected[batch])
+                progress.update(len(part[batch]), extra=f"{len(mismatches)} mismatches")
     return ParityReport(len(non_empty), mismatches, "sentences")
+
+
+def compare(out, texts, tokens, expected):
+    """Mismatch messages of one served batch against Python's tokens and the in-memory tags."""
+    lengths, served_tokens, served_tags = out["num_tokens"].numpy(), out["tokens"].numpy(), out["tags"].numpy()
+    mismatches = []
+    for row, text in enumerate(texts):
+        n = lengths[row]
+        got_tokens = [t.decode("utf-8") for t in served_tokens[row, :n]]
+        got_tags = [t.decode("utf-8") for t in served_tags[row, :n]]
+        if got_tokens != tokens[row]:
+            mismatches.append(f"tokens differ for {text!r}: {got_tokens} vs {tokens[row]}")
+        elif got_tags != expected[row]:
+            mismatches.append(f"tags differ for {text!r}: {got_tags} vs {expected[row]}")
+    return mismatches
 
 
 class NerPredictor(ServedModel):

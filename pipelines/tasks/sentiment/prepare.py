@@ -29,6 +29,7 @@ from collections import Counter
 from pipelines.core.config import resolve_path
 from pipelines.core.errors import DataError
 from pipelines.core.io import looks_like_hub_id, save_json, save_prepared
+from pipelines.core.progress import Progress
 from pipelines.tasks.sentiment.encoding import TRUNCATE_POLICIES, tokenize_document, truncate_tokens
 from pipelines.tasks.sentiment.labels import label_ids, label_map
 from pipelines.tasks.sentiment.reader import SPLITS, is_int, read_hub, read_local
@@ -114,8 +115,11 @@ def percentile(sorted_values, p):
     return sorted_values[max(k, 1) - 1]
 
 
-def process_split(docs, lids, cfg):
-    """Tokenises and truncates; returns (columns for the Dataset, normalised token Counter, stats)."""
+def process_split(docs, lids, cfg, progress=None):
+    """Tokenises and truncates; returns (columns for the Dataset, normalised token Counter, stats).
+
+    `progress` (a pipelines.core.progress.Progress), if given, counts the documents.
+    """
     max_tokens, policy = cfg["max_tokens"], cfg["truncate"]
     lowercase, digits = cfg["lowercase"], cfg["digits_to_zero"]
     # The raw text is kept so that export can check the SavedModel on it.
@@ -133,6 +137,8 @@ def process_split(docs, lids, cfg):
         columns["tokens"].append(kept)
         columns["label"].append(lid)
         columns["num_tokens"].append(len(tokens))
+        if progress is not None:
+            progress.update()
     lengths = sorted(columns["num_tokens"])
     stats = {
         "documents": len(docs),
@@ -172,7 +178,13 @@ def prepare(cfg, out, seed):
         splits["train"] = [train_docs[i] for i in train_idx]
         lids["train"] = [train_lids[i] for i in train_idx]
 
-    processed = {split: process_split(splits[split], lids[split], cfg) for split in SPLITS}
+    # One progress line every ~10 s over all splits (with an ETA), whatever their sizes.
+    total = sum(len(splits[split]) for split in SPLITS)
+    with Progress("prepare: tokenising", total=total, unit="documents") as progress:
+        processed = {}
+        for split in SPLITS:
+            progress.extra = split
+            processed[split] = process_split(splits[split], lids[split], cfg, progress)
     words = Vocabulary.build(processed["train"][1], min_count=cfg["min_word_count"], max_size=cfg.get("max_vocab"))
 
     split_stats = {}

@@ -25,6 +25,7 @@ from pathlib import Path
 from pipelines.core.config import resolve_path
 from pipelines.core.errors import DataError
 from pipelines.core.io import load_hub_dataset
+from pipelines.core.progress import Progress
 
 SPLITS = ("train", "validation", "test")
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -214,22 +215,25 @@ def read_local(source, cfg):
         if not files.get(split):
             raise DataError(f"params: sentiment.prepare.files has no {split!r} file")
     splits, sources = {}, {}
-    for split in SPLITS:
-        if not files.get(split):
-            continue
-        path = folder / files[split]
-        if not path.is_file():
-            raise DataError(f"{split} file not found: {path}")
-        counts = Counter()
-        docs = list(
-            iter_documents(
+    with Progress("prepare: reading", unit="records") as progress:  # a line every ~10 s over all files
+        for split in SPLITS:
+            if not files.get(split):
+                continue
+            path = folder / files[split]
+            if not path.is_file():
+                raise DataError(f"{split} file not found: {path}")
+            counts = Counter()
+            progress.extra = path.name
+            docs = []
+            for doc in iter_documents(
                 path, cfg["text_column"], cfg["label_column"], cfg.get("id_column"), f"{split}-", counts
-            )
-        )
-        if not docs:
-            raise DataError(f"the {split} split ({path}) contains no documents")
-        splits[split] = docs
-        sources[split] = {"path": str(path), "records": len(docs), "blank_lines_skipped": counts["blank_lines"]}
+            ):
+                docs.append(doc)
+                progress.update()
+            if not docs:
+                raise DataError(f"the {split} split ({path}) contains no documents")
+            splits[split] = docs
+            sources[split] = {"path": str(path), "records": len(docs), "blank_lines_skipped": counts["blank_lines"]}
     return splits, sources
 
 

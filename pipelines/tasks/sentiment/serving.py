@@ -4,6 +4,7 @@ parity check against the in-memory model, and the predictor."""
 import numpy as np
 
 from pipelines.core.exporting import ServedModel
+from pipelines.core.progress import Progress
 from pipelines.tasks.base import ParityReport
 from pipelines.tasks.sentiment.model import predict_probabilities
 
@@ -47,15 +48,16 @@ def build_archive(model, vocab):
         normed = tf_normalize_words(tokens, vocab["lowercase"], vocab["digits_to_zero"])
         ids = tf.cast(tf.ragged.map_flat_values(table.lookup, normed), tf.int32).to_tensor(0)
         ids = tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
-        # An empty document is one unknown word, as in DocumentEncoder.
-        empty = tf.equal(tokens.row_lengths(), 0)[:, None]
-        ids = tf.concat([tf.where(empty, tf.ones_like(ids[:, :1]), ids[:, :1]), ids[:, 1:]], axis=1)
+        # An empty document is one unknown word, as in DocumentEncoder; `empty` tells the
+        # caller that its label says nothing about the text.
+        empty = tf.equal(tokens.row_lengths(), 0)
+        ids = tf.concat([tf.where(empty[:, None], tf.ones_like(ids[:, :1]), ids[:, :1]), ids[:, 1:]], axis=1)
         probs = model.probabilities(model({"words": ids}, training=False))
         best = tf.argmax(probs, axis=1, output_type=tf.int32)
         # `classes` names the columns of `probabilities`, so the model is self-describing.
         classes = tf.tile(label_names[None], [tf.shape(probs)[0], 1])
         return {"label": tf.gather(label_names, best), "probabilities": probs, "classes": classes,
-                "num_tokens": tf.cast(tokens.row_lengths(), tf.int32)}
+                "num_tokens": tf.cast(tokens.row_lengths(), tf.int32), "empty": empty}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -73,31 +75,48 @@ def check_parity(saved_dir, model, encoder, split, cfg, atol=1e-5):
         texts = texts[: int(cfg["parity_documents"])]
 
     serve = tf.saved_model.load(str(saved_dir)).signatures["serving_default"]
-    expected = predict_probabilities(model, encoder.encode([encoder.tokens(t) for t in texts]), batch_size)
     mismatches = []
-    for start in range(0, len(texts), batch_size):
-        batch = texts[start : start + batch_size]
-        out = serve(text=tf.constant(batch))
-        probs = out["probabilities"].numpy()
-        labels = [x.decode("utf-8") for x in out["label"].numpy()]
-        for row, text in enumerate(batch):
-            want = expected[start + row]
-            if len(encoder.tokens(text)) != out["num_tokens"].numpy()[row]:
-                mismatches.append(f"token count differs for {text[:80]!r}")
-            elif not np.allclose(probs[row], want, atol=atol) or labels[row] != encoder.labels[int(want.argmax())]:
-                mismatches.append(f"probabilities differ for {text[:80]!r}: {probs[row]} vs {want}")
+    # Chunks of a few batches, so that progress moves (the IMDB test split takes minutes).
+    chunk = 4 * batch_size
+    with Progress("export: parity check", total=len(texts), unit="documents") as progress:
+        for start in range(0, len(texts), chunk):
+            part = texts[start : start + chunk]
+            tokens = [encoder.tokens(t) for t in part]
+            expected = predict_probabilities(model, encoder.encode(tokens), batch_size)
+            for first in range(0, len(part), batch_size):
+                batch = slice(first, first + batch_size)
+                out = serve(text=tf.constant(part[batch]))
+                mismatches += compare(out, part[batch], tokens[batch], expected[batch], encoder.labels, atol)
+                progress.update(len(part[batch]), extra=f"{len(mismatches)} mismatches")
     return ParityReport(len(texts), mismatches, "documents")
 
 
+def compare(out, texts, tokens, expected, label_names, atol):
+    """Mismatch messages of one served batch against Python's tokens and the in-memory probabilities."""
+    probs, num_tokens, empty = out["probabilities"].numpy(), out["num_tokens"].numpy(), out["empty"].numpy()
+    labels = [x.decode("utf-8") for x in out["label"].numpy()]
+    mismatches = []
+    for row, (text, want) in enumerate(zip(texts, expected)):
+        if len(tokens[row]) != num_tokens[row] or bool(empty[row]) != (not tokens[row]):
+            mismatches.append(f"token count differs for {text[:80]!r}")
+        elif not np.allclose(probs[row], want, atol=atol) or labels[row] != label_names[int(want.argmax())]:
+            mismatches.append(f"probabilities differ for {text[:80]!r}: {probs[row]} vs {want}")
+    return mismatches
+
+
 class SentimentPredictor(ServedModel):
-    """Label and probabilities per text from the classifier SavedModel."""
+    """Label and probabilities per text from the classifier SavedModel; `empty` marks a text
+    without tokens, whose label is None (the model's answer there means nothing)."""
 
     def predict(self, texts):
         results = []
         for batch, out in self.batches(texts):
-            probs, classes = out["probabilities"].numpy(), out["classes"].numpy()
+            probs, classes, labels = out["probabilities"].numpy(), out["classes"].numpy(), out["label"].numpy()
+            # A SavedModel exported before the `empty` output: no tokens is the same test.
+            empty = out["empty"].numpy() if "empty" in out else out["num_tokens"].numpy() == 0
             for row, text in enumerate(batch):
                 names = [c.decode("utf-8") for c in classes[row]]
-                results.append({"text": text, "label": out["label"].numpy()[row].decode("utf-8"),
+                results.append({"text": text, "label": None if empty[row] else labels[row].decode("utf-8"),
+                                "empty": bool(empty[row]),
                                 "probabilities": {n: round(float(p), 6) for n, p in zip(names, probs[row])}})
         return results

@@ -187,7 +187,56 @@ def test_iob1_source_is_detected_and_converted(tmp_path, capsys):
         assert stats["tag_scheme"] == scheme
         for split in ds:
             assert tag_strings(ds, split) == [expected]
+            assert stats["splits"][split]["source_scheme_counts"] == {
+                "B_starts": 0, "B_after_same_type": 1, "I_starts": 3, "E_tags": 0, "S_tags": 0,
+            }
+            assert stats["splits"][split]["tags_repaired"] == 0
         assert stats["splits"]["train"]["entities"] == {"LOC": 3, "PER": 1}
+        assert stats["source_scheme_counts"]["I_starts"] == 9 and stats["tags_repaired"] == 0
+
+
+def test_mostly_iob2_source_with_a_stray_i_start_stays_iob2_and_counts_the_repair(tmp_path, capsys):
+    """One I- after O in the validation file (an annotation error) does not make the corpus IOB1."""
+    valid = make_sentences(12, seed=2) + [(["Ms", "Smith", "spoke", "."], ["O", "I-PER", "O", "O"])]
+    folder = tmp_path / "src"
+    folder.mkdir()
+    write_conll(folder / "train.txt", make_sentences(40, seed=1))
+    write_conll(folder / "valid.txt", valid)
+    write_conll(folder / "test.txt", make_sentences(12, seed=3))
+    rc, out, _ = run(tmp_path, folder)
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    ds, _, stats = load(out)
+    assert stats["source_scheme"] == "IOB2"
+    assert tag_strings(ds, "validation")[-1] == ["O", "S-PER", "O", "O"]
+    assert tag_strings(ds, "validation")[:-1] == [to_iobes(tags) for _, tags in make_sentences(12, seed=2)]
+    for split, (n, seed) in SPLIT_SEEDS.items():
+        s = stats["splits"][split]
+        b_starts = sum(t.startswith("B-") for _, tags in make_sentences(n, seed) for t in tags)
+        assert s["source_scheme_counts"] == {
+            "B_starts": b_starts, "B_after_same_type": 0, "I_starts": int(split == "validation"),
+            "E_tags": 0, "S_tags": 0,
+        }
+        assert s["tags_repaired"] == int(split == "validation")
+    assert stats["tags_repaired"] == 1
+    assert stats["splits"]["validation"]["entities"]["PER"] == 1 + sum(
+        t == "B-PER" for _, tags in make_sentences(12, seed=2) for t in tags
+    )
+    assert "tag scheme: IOB2 -> IOBES (entity starts: " in captured.out
+    assert "tags not valid IOB2 repaired: train 0, validation 1, test 0" in captured.out
+
+
+def test_iobes_source_is_detected(tmp_path, capsys):
+    text = "Bank NN I-NP B-ORG\nof IN I-NP E-ORG\nin IN O O\nParis NN I-NP S-LOC\n"
+    rc, out, err = run(tmp_path, make_dir(tmp_path, text), capsys, **{"ner.prepare.tag_scheme": "IOB2"})
+    assert rc == 0, err
+    ds, _, stats = load(out)
+    assert stats["source_scheme"] == "IOBES"
+    assert stats["splits"]["test"]["source_scheme_counts"] == {
+        "B_starts": 1, "B_after_same_type": 0, "I_starts": 0, "E_tags": 1, "S_tags": 1,
+    }
+    assert stats["tags_repaired"] == 0
+    assert tag_strings(ds, "train") == [["B-ORG", "I-ORG", "O", "B-LOC"]]
 
 
 def test_vocabularies_come_from_train_only(tmp_path, capsys):
@@ -272,7 +321,8 @@ def test_prepare_returns_the_stats_it_writes(tmp_path, conll_dir):
     assert (out / "vocab.json").is_file() and (out / "data").is_dir()
     lines = summary_lines(stats)
     assert lines[0].startswith("train: 40 sentences, ") and lines[-1].startswith("vocabulary: ")
-    assert [line.split(":")[0] for line in lines[:-1]] == ["train", "validation", "test"]
+    assert [line.split(":")[0] for line in lines[:-1]] == ["train", "validation", "test", "tag scheme"]
+    assert lines[3].startswith("tag scheme: IOB2 -> IOBES (entity starts: ") and "repaired" not in lines[3]
 
 
 # ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from pipelines.core.errors import DataError
-from pipelines.tasks.ner.labels import TagSchemeError, detect_scheme
+from pipelines.tasks.ner.labels import TagSchemeError, detect_scheme, scheme_evidence
 from pipelines.tasks.ner.reader import ConllFormatError, ReadStats, Sentence, read_conll, read_hub
 from tests.conftest import SHARED_DATA as DATA_DIR
 from tests.tasks.ner.conftest import hub_cfg, hub_dataset
@@ -191,3 +191,57 @@ def test_conll2003_train():
     )
     assert detect_scheme(s.tags for s in sents) == "IOB2"
     assert elapsed < 3.0
+    # The project's copy is IOB2; the original CoNLL-2003 files are IOB1 (B- only
+    # between adjacent entities of one type). Both are detected as what they are.
+    assert scheme_evidence(s.tags for s in sents) == {
+        "B_starts": 23429, "B_after_same_type": 70, "I_starts": 0, "E_tags": 0, "S_tags": 0,
+    }
+    iob1 = [_iob2_to_iob1(s.tags) for s in sents]
+    assert scheme_evidence(iob1) == {
+        "B_starts": 0, "B_after_same_type": 70, "I_starts": 23429, "E_tags": 0, "S_tags": 0,
+    }
+    assert detect_scheme(iob1) == "IOB1"
+
+
+def _iob2_to_iob1(tags):
+    return [
+        "I-" + t[2:] if t.startswith("B-") and not (i and tags[i - 1][2:] == t[2:] and tags[i - 1] != "O") else t
+        for i, t in enumerate(tags)
+    ]
+
+
+def test_progress_counts_the_lines_read(tmp_path):
+    """`progress` (a core.progress.Progress) counts lines, once a sentence; every=0: a line per update."""
+    import io
+
+    from pipelines.core.progress import Progress
+
+    path = write(tmp_path, CONLL4)
+    lines = len(CONLL4.split("\n"))
+    stream = io.StringIO()
+    with Progress("prepare: reading", unit="lines", every=0, stream=stream) as progress:
+        read_conll(path, progress=progress)
+        assert progress.done == lines
+        read_conll(path, progress=progress)
+    out = stream.getvalue().splitlines()
+    assert len(out) > 4 and all(line.startswith("prepare: reading: ") for line in out)
+    assert out[-1].startswith(f"prepare: reading: {2 * lines} lines, ")
+
+
+def test_local_conll_reports_progress_over_all_files(tmp_path, capsys, monkeypatch):
+    import functools
+
+    from pipelines.core.progress import Progress
+    from pipelines.tasks.ner import reader
+
+    for name in ("train.txt", "valid.txt", "test.txt"):
+        write(tmp_path, CONLL4, name)
+    monkeypatch.setattr(reader, "Progress", functools.partial(Progress, every=0))
+    cfg = {"word_column": 0, "tag_column": -1, "num_columns": None}
+    reader.read_local_conll(tmp_path, {"train": "train.txt", "validation": "valid.txt", "test": "test.txt"}, cfg)
+    lines = len(CONLL4.split("\n"))
+    err = capsys.readouterr().err.splitlines()
+    assert all(line.startswith("prepare: reading: ") for line in err)
+    assert any(line.endswith(", valid.txt") for line in err)
+    assert err[-1].startswith(f"prepare: reading: {3 * lines} lines, ")
+    assert err[-1].endswith(", test.txt")

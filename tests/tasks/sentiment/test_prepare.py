@@ -254,6 +254,30 @@ def test_stage_prints_a_summary(tmp_path, capsys):
     assert "labels: neg, pos" in stdout and "validation carved from train" in stdout
     assert str(out) in stdout
     assert "prepare: error" not in err
+    assert "prepare: reading" not in err and "prepare: tokenising" not in err  # quick work: no progress
+
+
+def test_long_reading_and_tokenising_report_progress(tmp_path, capsys, monkeypatch):
+    """Progress lines on stderr every `every` seconds (10; 0 here: one per document)."""
+    import functools
+
+    from pipelines.core.progress import Progress
+    from pipelines.tasks.sentiment import prepare, reader
+
+    for module in (prepare, reader):
+        monkeypatch.setattr(module, "Progress", functools.partial(Progress, every=0))
+    folder, files = make_source(tmp_path, make_reviews(20, 1), make_reviews(6, 2))
+    rc, _, _, err = run(tmp_path, folder, capsys, files=files)
+    assert rc == 0, err
+    lines = err.splitlines()
+    assert "prepare: reading: 20 records, 0 s, train.jsonl" in lines
+    assert "prepare: reading: 26 records, 0 s, test.jsonl" in lines
+    tokenising = [line for line in lines if line.startswith("prepare: tokenising: ")]
+    assert tokenising[0].startswith("prepare: tokenising: 1/26 documents (4%), 0 s, ETA 0 s, train")
+    for split, done in (("train", 18), ("validation", 20), ("test", 26)):
+        assert any(line.startswith(f"prepare: tokenising: {done}/26 documents ") and line.endswith(split)
+                   for line in tokenising)
+    assert tokenising[-1] == "prepare: tokenising: 26/26 documents (100%), 0 s, test"
 
 
 # ---------------------------------------------------------------------------
