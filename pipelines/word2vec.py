@@ -82,16 +82,16 @@ class ReportingCorpus:
         self.sentences = sentences
         self.start(None)
 
-    def start(self, progress, passes=None):
-        """Report the next passes to `progress`, as "epoch k/passes" when `passes` is given."""
-        self.progress, self.passes, self.pass_no = progress, passes, 0
+    def start(self, progress, label=None):
+        """Report the next passes to `progress`; `label` ("epoch {n}/5") ends its lines, n the pass."""
+        self.progress, self.label, self.pass_no = progress, label, 0
 
     def __len__(self):
         return len(self.sentences)
 
     def __iter__(self):
         self.pass_no += 1
-        extra = f"epoch {self.pass_no}/{self.passes}" if self.passes else None
+        extra = self.label.format(n=self.pass_no) if self.label else None
         for sentence in self.sentences:
             yield sentence
             if self.progress is not None:
@@ -99,8 +99,8 @@ class ReportingCorpus:
 
 
 def train_vectors(sentences, cfg, seed):
-    """gensim's Word2Vec(sentences, ...) in its two steps, vocabulary then training,
-    each with progress: the same vectors as the one call."""
+    """gensim's Word2Vec(sentences, ...) in its two steps, the vocabulary pass then
+    the epochs, with one progress over both: the same vectors as the one call."""
     from gensim.models import Word2Vec
 
     model = Word2Vec(
@@ -114,11 +114,11 @@ def train_vectors(sentences, cfg, seed):
         hashfxn=stable_hash,
     )
     corpus = ReportingCorpus(sentences)
-    with Progress("word2vec: counting words", total=len(sentences), unit="texts") as progress:
-        corpus.start(progress)
+    total = (1 + model.epochs) * len(sentences)
+    with Progress("word2vec: training", total=total, unit="texts", heartbeat=True) as progress:
+        corpus.start(progress, "counting words")
         model.build_vocab(corpus)
-    with Progress("word2vec: training", total=model.epochs * len(sentences), unit="texts") as progress:
-        corpus.start(progress, passes=model.epochs)
+        corpus.start(progress, f"epoch {{n}}/{model.epochs}")
         model.train(
             corpus,
             total_examples=model.corpus_count,

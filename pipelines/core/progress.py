@@ -27,7 +27,8 @@ class Progress:
             progress.update()
     """
 
-    def __init__(self, desc, total=None, unit="items", every=None, stream=None, clock=time.monotonic):
+    def __init__(self, desc, total=None, unit="items", every=None, stream=None, clock=time.monotonic,
+                 heartbeat=False):
         self.desc = desc
         self.total = total
         self.unit = unit
@@ -40,12 +41,25 @@ class Progress:
         self._last = self.start
         self._printed_at = None  # `done` when the last line was written
         self.extra = ""
+        self.heartbeat = heartbeat  # inside `with`, also write while no update comes (a long library call)
+        self._stop = None
 
     def __enter__(self):
+        if self.heartbeat and self.every > 0:
+            import threading
+
+            self._stop = threading.Event()
+            threading.Thread(target=self._beat, daemon=True).start()
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        if self._stop is not None:
+            self._stop.set()
         self.close(failed=exc_type is not None)
+
+    def _beat(self):
+        while not self._stop.wait(self.every / 2):
+            self.update(0)
 
     def update(self, n=1, extra=None):
         self.done += n
@@ -86,3 +100,20 @@ class Progress:
         if self.tty and self._printed_at is not None:
             self.stream.write("\n")
         self.stream.flush()
+
+
+class heartbeat(Progress):
+    """A line every ~10 s while a step that reports nothing runs (loading, building a model).
+
+    with heartbeat("train: loading the prepared data"):
+        ...
+    """
+
+    def __init__(self, desc, every=None, stream=None):
+        super().__init__(desc, unit="s", every=every, stream=stream, heartbeat=True)
+
+    def line(self, now=None):
+        return f"{self.desc}: {format_seconds((now if now is not None else self.clock()) - self.start)}"
+
+    def close(self, failed=False):
+        pass  # the step's own output follows

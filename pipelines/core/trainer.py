@@ -5,11 +5,14 @@ numbers, a DVC metric), train_details.json (hyperparameters and runtime),
 history.json and history.png (per-epoch curves), train_state/ (resume state).
 """
 
+import sys
+
 from pipelines.core.batching import BucketBatcher
 from pipelines.core.config import resolve_path
 from pipelines.core.errors import DataError
 from pipelines.core.hparams import tuned_settings
 from pipelines.core.io import save_json
+from pipelines.core.progress import heartbeat
 from pipelines.core.reports import line_chart
 from pipelines.core.runtime import seed_everything, training_runtime
 from pipelines.core.train_state import file_digest
@@ -54,21 +57,23 @@ def train(task, params, out, callbacks=()):
     model_cfg, cfg, source = tuned_settings(params, task.name, out, section["model"], section["train"])
     seed = params["seed"]
     seed_everything(seed, deterministic=cfg.get("jit_compile") is not True)  # TF refuses XLA otherwise
-    encoder = task.encoder(out)
-    train_split = task.load_split(out, "train")
-    val_split = task.load_split(out, "validation")
+    with heartbeat("train: loading the prepared data", stream=sys.stdout):
+        encoder = task.encoder(out)
+        train_split = task.load_split(out, "train")
+        val_split = task.load_split(out, "validation")
     init_embeddings = embeddings_initializer(cfg, encoder, seed)
     with training_runtime(cfg) as runtime:
-        task.check_runtime(runtime, model_cfg)
-        batches = BucketBatcher(encoder.encode(train_split.tokens), train_split.y, batch_size=cfg["batch_size"],
-                                shuffle=True, seed=seed, exact_lengths=runtime.padding_free)
-        validation = task.validation_monitor(encoder, val_split, cfg, runtime.padding_free)
-        with runtime.scope():
-            model = task.build_model({**model_cfg, "rnn_mask": not runtime.padding_free}, encoder.vocab)
-            embeddings_found = init_embeddings(model) if init_embeddings else None
-            model.compile(optimizer=make_optimizer(cfg, len(batches)), metrics=task.compile_metrics(model) or None,
-                          jit_compile=runtime.jit_compile)
-            runtime.jit_compile = model.jit_compile  # what Keras resolved "auto" to
+        with heartbeat("train: building the model", stream=sys.stdout):
+            task.check_runtime(runtime, model_cfg)
+            batches = BucketBatcher(encoder.encode(train_split.tokens), train_split.y, batch_size=cfg["batch_size"],
+                                    shuffle=True, seed=seed, exact_lengths=runtime.padding_free)
+            validation = task.validation_monitor(encoder, val_split, cfg, runtime.padding_free)
+            with runtime.scope():
+                model = task.build_model({**model_cfg, "rnn_mask": not runtime.padding_free}, encoder.vocab)
+                embeddings_found = init_embeddings(model) if init_embeddings else None
+                model.compile(optimizer=make_optimizer(cfg, len(batches)), metrics=task.compile_metrics(model) or None,
+                              jit_compile=runtime.jit_compile)
+                runtime.jit_compile = model.jit_compile  # what Keras resolved "auto" to
         metric, mode = task.selection(cfg)
         # What decides the run: a saved state from other settings or data is not resumed.
         settings = {"model": model_cfg, "train": cfg, "seed": seed, "runtime": runtime.summary(),

@@ -1,6 +1,7 @@
 """The sentiment prepare stage: labels, the validation split, markup, vocabulary, truncation,
 stats, bad labels and params, and the hub branch."""
 
+import re
 from collections import Counter
 
 import datasets
@@ -269,15 +270,15 @@ def test_long_reading_and_tokenising_report_progress(tmp_path, capsys, monkeypat
     folder, files = make_source(tmp_path, make_reviews(20, 1), make_reviews(6, 2))
     rc, _, _, err = run(tmp_path, folder, capsys, files=files)
     assert rc == 0, err
-    lines = err.splitlines()
-    assert "prepare: reading: 20 records, 0 s, train.jsonl" in lines
-    assert "prepare: reading: 26 records, 0 s, test.jsonl" in lines
+    lines = [re.sub(r", \d+ s(, ETA \d+ s)?,", ",", line) for line in err.splitlines()]  # times vary
+    assert "prepare: reading: 20 records, train.jsonl" in lines
+    assert "prepare: reading: 26 records, test.jsonl" in lines
     tokenising = [line for line in lines if line.startswith("prepare: tokenising: ")]
-    assert tokenising[0].startswith("prepare: tokenising: 1/26 documents (4%), 0 s, ETA 0 s, train")
-    for split, done in (("train", 18), ("validation", 20), ("test", 26)):
-        assert any(line.startswith(f"prepare: tokenising: {done}/26 documents ") and line.endswith(split)
-                   for line in tokenising)
-    assert tokenising[-1] == "prepare: tokenising: 26/26 documents (100%), 0 s, test"
+    assert tokenising[0] == "prepare: tokenising: 1/26 documents (4%), train"
+    assert "prepare: tokenising: 18/26 documents (69%), train" in tokenising
+    assert "prepare: tokenising: 19/26 documents (73%), validation" in tokenising
+    assert tokenising[-1] == "prepare: tokenising: 26/26 documents (100%), test"
+    assert ", ETA " in err
 
 
 # ---------------------------------------------------------------------------
