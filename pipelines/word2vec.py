@@ -76,15 +76,15 @@ def read_corpus(paths, field, lowercase, digits_to_zero):
 
 class ReportingCorpus:
     """The token lists as gensim iterates them, pass after pass; every text handed
-    out counts on the Progress given to `start`, so the ETA follows gensim's work."""
+    out counts `step` on the Progress given to `start`, so the ETA follows gensim's work."""
 
     def __init__(self, sentences):
         self.sentences = sentences
         self.start(None)
 
-    def start(self, progress, label=None):
+    def start(self, progress, label=None, step=1):
         """Report the next passes to `progress`; `label` ("epoch {n}/5") ends its lines, n the pass."""
-        self.progress, self.label, self.pass_no = progress, label, 0
+        self.progress, self.label, self.step, self.pass_no = progress, label, step, 0
 
     def __len__(self):
         return len(self.sentences)
@@ -95,29 +95,37 @@ class ReportingCorpus:
         for sentence in self.sentences:
             yield sentence
             if self.progress is not None:
-                self.progress.update(extra=extra)
+                self.progress.update(self.step, extra=extra)
 
 
 def train_vectors(sentences, cfg, seed):
     """gensim's Word2Vec(sentences, ...) in its two steps, the vocabulary pass then
-    the epochs, with one progress over both: the same vectors as the one call."""
-    from gensim.models import Word2Vec
+    the epochs, with one progress over both: the same vectors as the one call.
 
-    model = Word2Vec(
-        vector_size=cfg["dim"],
-        window=cfg["window"],
-        min_count=cfg["min_count"],
-        sg=1 if cfg["skip_gram"] else 0,
-        epochs=cfg["epochs"],
-        workers=cfg["workers"],
-        seed=seed,
-        hashfxn=stable_hash,
-    )
+    The progress starts first and beats while gensim reports nothing (importing,
+    sizing the vocabulary), so that a line comes every ~10 s throughout. The
+    vocabulary pass (seconds; an epoch takes minutes) counts no texts, its lines
+    say "counting words", and the clock restarts after it: the elapsed time and
+    the ETA are those of the epochs.
+    """
     corpus = ReportingCorpus(sentences)
-    total = (1 + model.epochs) * len(sentences)
+    total = cfg["epochs"] * len(sentences)
     with Progress("word2vec: training", total=total, unit="texts", heartbeat=True) as progress:
-        corpus.start(progress, "counting words")
+        from gensim.models import Word2Vec
+
+        model = Word2Vec(
+            vector_size=cfg["dim"],
+            window=cfg["window"],
+            min_count=cfg["min_count"],
+            sg=1 if cfg["skip_gram"] else 0,
+            epochs=cfg["epochs"],
+            workers=cfg["workers"],
+            seed=seed,
+            hashfxn=stable_hash,
+        )
+        corpus.start(progress, "counting words", step=0)
         model.build_vocab(corpus)
+        progress.start = progress.clock()
         corpus.start(progress, f"epoch {{n}}/{model.epochs}")
         model.train(
             corpus,

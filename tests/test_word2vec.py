@@ -125,9 +125,12 @@ def test_stage_reports_progress_with_an_eta(tmp_path, conll_dir, capsys, monkeyp
     assert any(re.fullmatch(pattern.format("reading and tokenising the corpus", "30/60 lines", 50, eta), x)
                for x in lines)
     training = [line for line in lines if line.startswith("word2vec: training: ")]
-    total = 60 * (1 + epochs)  # the vocabulary pass, then the epochs
-    assert re.fullmatch(pattern.format("training", f"1/{total} texts", 0, eta + ", counting words"), training[0])
-    assert any(re.fullmatch(pattern.format("training", f"61/{total} texts", 25, eta + f", epoch 1/{epochs}"), x)
+    total = 60 * epochs  # the vocabulary pass counts no texts
+    assert re.fullmatch(pattern.format("training", f"0/{total} texts", 0, ", counting words"), training[0])
+    assert len([line for line in training if line.endswith(", counting words")]) == 60
+    assert any(re.fullmatch(pattern.format("training", f"1/{total} texts", 1, eta + f", epoch 1/{epochs}"), x)
+               for x in training)
+    assert any(re.fullmatch(pattern.format("training", f"61/{total} texts", 34, eta + f", epoch 2/{epochs}"), x)
                for x in training)
     assert re.fullmatch(pattern.format("training", f"{total}/{total} texts", 100, f", epoch {epochs}/{epochs}"),
                         training[-1])
