@@ -53,9 +53,12 @@ class Progress:
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        self.stop_heartbeat()
+        self.close(failed=exc_type is not None)
+
+    def stop_heartbeat(self):
         if self._stop is not None:
             self._stop.set()
-        self.close(failed=exc_type is not None)
 
     def _beat(self):
         while not self._stop.wait(self.every / 2):

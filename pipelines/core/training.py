@@ -97,26 +97,18 @@ class PeriodicProgress(keras.callbacks.Callback):
         self.every = every
         self.epoch = 0
         self.progress = None
-        self._stop = None
 
     def _start(self, desc, total):
-        import threading
-
         from pipelines.core.progress import Progress
 
         self._halt()
-        # No closing line: Keras prints its own line per epoch.
-        self.progress = Progress(desc, total=total, unit="batches", every=self.every, stream=sys.stdout)
-        self._stop = threading.Event()
-        threading.Thread(target=self._beat, args=(self._stop, self.progress), daemon=True).start()
-
-    def _beat(self, stop, progress):
-        while not stop.wait(self.every / 2):
-            progress.update(0)
+        # Entered but never closed: Keras prints its own line per epoch.
+        self.progress = Progress(desc, total=total, unit="batches", every=self.every, stream=sys.stdout,
+                                 heartbeat=True).__enter__()
 
     def _halt(self):
-        if self._stop is not None:
-            self._stop.set()
+        if self.progress is not None:
+            self.progress.stop_heartbeat()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
