@@ -3,13 +3,12 @@
 import keras
 from keras import layers, ops
 
+from models.ngram_linear import NgramLinear
 from models.prediction import PredictOutputsMixin
 from models.recurrent import RNN_TYPES, bidirectional
 from models.runtime import scale_loss_for_replicas
 from models.sequence_pooling import POOLING_MODES, SequencePooling
 from models.word_dropout import WordDropout
-
-
 
 
 @keras.saving.register_keras_serializable(package="bilstm")
@@ -51,6 +50,11 @@ class TextClassifier(PredictOutputsMixin, keras.Model):
         rnn_mask: bool, pass the padding mask to the recurrent layers; False
             is only correct on batches without padding and lets the Bi-RNNs
             use cuDNN under JAX and torch (the pooling is masked either way).
+        ngram_features: int, 0 or the size of an n-gram vocabulary: then the
+            model has a second input `ngrams` (distinct n-gram ids, 0-padded)
+            and a "wide" `NgramLinear` side whose scores are mixed into the
+            logits. Its weights are not trained by `fit`; `wide` gives the
+            layer, whose mix starts at (1, 0) (the recurrent logits only).
 
     Example:
     >>> model = TextClassifier(vocab_size=1000, num_classes=2, pooling="attention")
@@ -75,6 +79,7 @@ class TextClassifier(PredictOutputsMixin, keras.Model):
         sigmoid_for_binary=True,
         oov_id=1,
         rnn_mask=True,
+        ngram_features=0,
         **kwargs,
     ):
         if rnn_type not in RNN_TYPES:
@@ -113,7 +118,13 @@ class TextClassifier(PredictOutputsMixin, keras.Model):
             x = rnn(x, mask=mask if rnn_mask else None)
         x = pooled_dropout(pooling_layer(x, mask=mask))
         logits = logits_layer(x)
-        super().__init__(inputs={"words": words}, outputs=logits, **kwargs)
+        inputs = {"words": words}
+        wide = None
+        if int(ngram_features) > 0:
+            inputs["ngrams"] = keras.Input(shape=(None,), dtype="int32", name="ngrams")
+            wide = NgramLinear(int(ngram_features), num_logits, dtype="float32", name="wide")
+            logits = wide(logits, inputs["ngrams"])
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
         # === Config ===
         self.vocab_size = int(vocab_size)
@@ -130,6 +141,7 @@ class TextClassifier(PredictOutputsMixin, keras.Model):
         self.oov_id = int(oov_id)
         self.num_logits = num_logits
         self.rnn_mask = bool(rnn_mask)
+        self.ngram_features = int(ngram_features)
 
         # === Layer references (for `attention`) ===
         self.word_dropout_layer = word_dropout_layer
@@ -137,6 +149,8 @@ class TextClassifier(PredictOutputsMixin, keras.Model):
         self.embedding_dropout = embedding_dropout
         self.rnn_layers = rnn_layers
         self.pooling_layer = pooling_layer
+        self.logits_layer = logits_layer
+        self.wide = wide
 
     @property
     def uses_sigmoid(self):
@@ -176,6 +190,18 @@ class TextClassifier(PredictOutputsMixin, keras.Model):
         for rnn in self.rnn_layers:
             x = rnn(x, mask=mask if self.rnn_mask else None, training=False)
         return self.pooling_layer.attention_weights(x, mask)
+
+    def logit_parts(self):
+        """A functional model sharing these layers: the inputs -> (model logits, recurrent logits,
+        wide logits), concatenated (batch, 3 * num_logits). Without a wide side the last part is 0."""
+        deep = self.logits_layer.output
+        if self.wide is None:
+            wide = layers.Lambda(lambda t: ops.zeros_like(t), name="no_wide")(deep)
+            parts = [deep, deep, wide]
+        else:
+            wide = layers.Lambda(lambda i: self.wide.wide_logits(i), name="wide_logits")(self.input["ngrams"])
+            parts = [self.output, deep, wide]
+        return keras.Model(self.input, layers.Concatenate(axis=-1, dtype="float32")(parts), name="logit_parts")
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         y_pred = ops.cast(y_pred, "float32")
@@ -218,6 +244,7 @@ class TextClassifier(PredictOutputsMixin, keras.Model):
             "sigmoid_for_binary": self.sigmoid_for_binary,
             "oov_id": self.oov_id,
             "rnn_mask": self.rnn_mask,
+            "ngram_features": self.ngram_features,
         }
 
     @classmethod

@@ -41,7 +41,13 @@ def test_binary_run_outputs_and_metrics(binary_run):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["accuracy"] >= 0.9, metrics  # the fixture's words give the label away
     assert metrics["roc_auc"] >= 0.9
-    assert set(metrics) == {"accuracy", "macro_f1", "roc_auc"}
+    assert set(metrics) == {"accuracy", "macro_f1", "roc_auc", "baseline_accuracy", "baseline_macro_f1"}
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    # The model's n-gram side is the baseline's own fit: alone it scores what the baseline does.
+    assert evaluation["parts_accuracy"]["ngram"] == metrics["baseline_accuracy"]
+    finish = json.loads((out / "train_details.json").read_text())["finish"]
+    assert finish["ngram_features"] == evaluation["baseline"]["ngram_features"] > 0
+    assert all(w >= 0 for w in finish["mix"])
     assert set(json.loads((out / "evaluation.json").read_text())["per_class"]) == {"neg", "pos"}
     history = json.loads((out / "history.json").read_text())
     assert len(history) == EPOCHS and history[-1]["loss"] < history[0]["loss"]
@@ -114,12 +120,24 @@ def test_saved_model_matches_in_memory_model_on_raw_text(binary_run):
     assert max(got["num_tokens"].numpy()) == 12  # max_tokens of the fixture params
 
 
+def test_without_ngram_features_the_model_has_no_wide_side_and_no_baseline(tmp_path):
+    _, out = run_stages(tmp_path, (0, 1), **{"sentiment.prepare.ngram_max_n": 0, "sentiment.train.epochs": 2})
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"accuracy", "macro_f1", "roc_auc"}
+    assert "finish" not in json.loads((out / "train_details.json").read_text())
+    assert json.loads((out / "export.json").read_text())["mismatches"] == 0
+
+
 def test_three_class_run(tmp_path, capsys):
     _, out = run_stages(tmp_path, (0, 1, 2), **{"sentiment.model.pooling": "attention"})
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(json.loads((out / "evaluation.json").read_text())["per_class"]) == {"neg", "pos", "mixed"}
     assert "roc_auc" not in metrics
     assert metrics["accuracy"] >= 0.8, metrics
+    # One-vs-rest baseline and wide side: three scores per document.
+    assert metrics["baseline_accuracy"] >= 0.8, metrics
+    model_cfg = json.loads((out / "train_details.json").read_text())
+    assert len(model_cfg["finish"]["mix"]) == 2
     capsys.readouterr()  # drop the stages' own output
     rc, rows, err = run_predict(capsys, ["sentiment", "--model", str(out / "saved_model"), "it was fine"])
     assert rc == 0, err

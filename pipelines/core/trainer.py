@@ -84,7 +84,9 @@ def train(task, params, out, callbacks=()):
             settings=settings,
         )
         seconds = state.elapsed_seconds()
-    save_inference_model(state.checked_best_file(), runtime, out / "model.keras")
+    finished = save_inference_model(
+        state.checked_best_file(), runtime, out / "model.keras",
+        finish=lambda model: task.finish_model(model, encoder, train_split, val_split, cfg))
     history = state.history
     summary = {
         # Short keys: `dvc metrics show` puts every metrics file's keys side by side.
@@ -101,6 +103,8 @@ def train(task, params, out, callbacks=()):
         "hyperparameters_source": source,
         "runtime": runtime.summary(),
     }
+    if finished is not None:
+        details["finish"] = finished
     save_json(summary, out / "train.json")
     save_json(details, out / "train_details.json")
     write_history(task, history, out)

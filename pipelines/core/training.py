@@ -39,12 +39,14 @@ def make_optimizer(cfg, steps_per_epoch=1):
     return OPTIMIZERS[name](**kwargs)
 
 
-def save_inference_model(checkpoint, runtime, path):
+def save_inference_model(checkpoint, runtime, path, finish=None):
     """Saves the model to serve: float32 with masked Bi-RNNs, whatever the training run used.
 
     Written beside `path`, loaded back and compared with the checkpoint before it
     replaces `path`, so a stage that succeeds never leaves a broken model.
     Call it after leaving `training_runtime`, so the float32 policy is back.
+    `finish(model)`, if given, completes the model first (the task's `finish_model`);
+    its result is returned.
     """
     from pipelines.core.train_state import write_keras_file
 
@@ -55,6 +57,7 @@ def save_inference_model(checkpoint, runtime, path):
         from models.runtime import rebuild
 
         model = rebuild(best, rnn_mask=True)
+    finished = finish(model) if finish is not None else None
 
     def save_and_check(tmp):
         model.save(tmp)
@@ -65,6 +68,7 @@ def save_inference_model(checkpoint, runtime, path):
             raise StageError(f"{path}: the saved model does not load back with the trained weights")
 
     write_keras_file(path, save_and_check)
+    return finished
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -124,6 +124,11 @@ class Task:
         """A `Validation` that writes the monitored metric into the epoch logs."""
         raise NotImplementedError
 
+    def finish_model(self, model, encoder, train_split, val_split, cfg):
+        """Called on the selected model before it is saved (anything fitted outside gradient
+        descent); returns a JSON-able record for train_details.json, or None."""
+        return None
+
     # evaluate
     def load_model(self, path):
         """The trained .keras model (registers the task's custom classes first)."""

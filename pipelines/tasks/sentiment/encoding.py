@@ -4,6 +4,7 @@ import numpy as np
 
 from pipelines.core.io import load_json
 from pipelines.tasks.base import Split
+from pipelines.text.ngrams import NgramIndex
 from pipelines.text.tokenizer import clean_markup, normalize_word, tokenize
 from pipelines.text.vocab import Vocabulary
 
@@ -51,6 +52,8 @@ class DocumentEncoder:
         self.max_tokens = int(vocab["max_tokens"])
         self.truncate = vocab["truncate"]
         self.labels = list(vocab["labels"])
+        # The n-grams of the wide side (prepare's ngram_max_n > 0), or None.
+        self.ngrams = NgramIndex(vocab["ngrams"], vocab["ngram_max_n"]) if vocab.get("ngrams") else None
 
     @classmethod
     def from_vocab_file(cls, path):
@@ -68,8 +71,16 @@ class DocumentEncoder:
         ids = self.words.lookup(self.normalize(t) for t in tokens) or [self.words.oov_id]
         return np.array(ids, dtype=np.int32)
 
+    def ngram_ids(self, tokens):
+        # At least one (padding) id per document, so no batch has a zero-width n-gram input.
+        ids = self.ngrams.document_ids([self.normalize(t) for t in tokens]) or [0]
+        return np.array(ids, dtype=np.int32)
+
     def encode(self, token_lists):
-        return {"words": [self.word_ids(t) for t in token_lists]}
+        features = {"words": [self.word_ids(t) for t in token_lists]}
+        if self.ngrams is not None:
+            features["ngrams"] = [self.ngram_ids(t) for t in token_lists]
+        return features
 
 
 def encoder(out):

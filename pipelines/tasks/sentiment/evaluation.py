@@ -3,10 +3,35 @@ curves (binary), the confusion matrix and a predictions file."""
 
 import csv
 
+import keras
+import numpy as np
+
+from pipelines.core.progress import heartbeat
+
 from pipelines.core.reports import bar_chart, line_chart, thin, write_confusion, write_rows_csv
 from pipelines.tasks.sentiment.model import predict_probabilities
 
 HEADLINE = ("accuracy", "macro_f1", "roc_auc")
+
+
+def baseline_scores(encoder, out, test_split, num_classes, num_logits):
+    """The linear baseline, fitted on the prepared train split only and scored on the test split:
+    (accuracy, macro F1, seconds spent fitting, number of n-gram features)."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from pipelines.tasks.sentiment.encoding import load_split
+    from pipelines.text.ngrams import fit_nb_linear, predicted_classes, presence_matrix, scores
+
+    num_features = len(encoder.ngrams)
+    train_split = load_split(out, "train")
+    X = presence_matrix(encoder.encode(train_split.tokens)["ngrams"], num_features)
+    weights, intercept, seconds = fit_nb_linear(X, train_split.y, num_classes, 1 if num_logits == 1 else num_classes)
+    X_test = presence_matrix(encoder.encode(test_split.tokens)["ngrams"], num_features)
+    pred = predicted_classes(scores(X_test, weights, intercept))
+    return {"accuracy": round(float(accuracy_score(test_split.y, pred)), 5),
+            "macro_f1": round(float(f1_score(test_split.y, pred, average="macro", labels=range(num_classes),
+                                             zero_division=0)), 5),
+            "fit_seconds": round(seconds, 1), "ngram_features": num_features}
 
 
 def classification_metrics(gold, probs, labels):
@@ -38,10 +63,27 @@ def evaluate(model, encoder, split, cfg, out):
 
     labels = encoder.labels
     gold, ids = split.y, split.extra["ids"]
-    probs = predict_probabilities(model, encoder.encode(split.tokens), cfg["batch_size"])
+    if getattr(model, "wide", None) is not None:
+        from pipelines.tasks.sentiment.model import classes_of, logit_parts
+
+        logits, deep, wide = logit_parts(model, encoder, split, cfg["batch_size"], desc="evaluate: test")
+        probs = keras.ops.convert_to_numpy(model.probabilities(logits))
+        parts = {"recurrent": round(float(np.mean(classes_of(deep) == gold)), 5),
+                 "ngram": round(float(np.mean(classes_of(wide) == gold)), 5)}
+    else:
+        probs, parts = predict_probabilities(model, encoder.encode(split.tokens), cfg["batch_size"]), None
     scores, pred = classification_metrics(gold, probs, labels)
     metrics = {k: scores[k] for k in HEADLINE if k in scores}
     details = {k: v for k, v in scores.items() if k not in metrics}
+    if parts is not None:
+        details["parts_accuracy"] = parts  # each side of the model alone
+    if encoder.ngrams is not None and cfg.get("baseline", True):
+        with heartbeat("evaluate: fitting the n-gram baseline on the train split"):
+            baseline = baseline_scores(encoder, out, split, len(labels), getattr(model, "num_logits", len(labels)))
+        metrics["baseline_accuracy"] = baseline["accuracy"]
+        metrics["baseline_macro_f1"] = baseline["macro_f1"]
+        details["baseline"] = {**baseline, "model": "NB-weighted logistic regression (Wang & Manning 2012), "
+                               f"word 1..{encoder.ngrams.max_n}-grams, fitted on the train split"}
 
     plots = out / "plots"
     write_confusion(plots, (labels[g] for g in gold), (labels[p] for p in pred), labels,
@@ -72,6 +114,13 @@ def evaluate(model, encoder, split, cfg, out):
 def evaluation_lines(metrics, details):
     auc = f", ROC-AUC {metrics['roc_auc']:.4f}" if "roc_auc" in metrics else ""
     lines = [f"test accuracy {metrics['accuracy']:.4f} (macro F1 {metrics['macro_f1']:.4f}{auc})"]
+    if "baseline_accuracy" in metrics:
+        margin = metrics["accuracy"] - metrics["baseline_accuracy"]
+        lines.append(f"baseline (NB-weighted n-gram logistic regression) accuracy {metrics['baseline_accuracy']:.4f} "
+                     f"(macro F1 {metrics['baseline_macro_f1']:.4f}); model - baseline {margin:+.4f}")
+    if "parts_accuracy" in details:
+        parts = details["parts_accuracy"]
+        lines.append(f"  each side alone: recurrent {parts['recurrent']:.4f}, n-gram {parts['ngram']:.4f}")
     for name, r in details["per_class"].items():
         lines.append(f"  {name:10s} P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} ({r['support']})")
     return lines

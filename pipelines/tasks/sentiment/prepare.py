@@ -29,10 +29,11 @@ from collections import Counter
 from pipelines.core.config import resolve_path
 from pipelines.core.errors import DataError
 from pipelines.core.io import looks_like_hub_id, save_json, save_prepared
-from pipelines.core.progress import Progress
+from pipelines.core.progress import Progress, heartbeat
 from pipelines.tasks.sentiment.encoding import TRUNCATE_POLICIES, tokenize_document, truncate_tokens
 from pipelines.tasks.sentiment.labels import label_ids, label_map
 from pipelines.tasks.sentiment.reader import SPLITS, is_int, read_hub, read_local
+from pipelines.text.ngrams import build_ngram_vocabulary
 from pipelines.text.tokenizer import normalize_word, tokenizer_settings
 from pipelines.text.vocab import Vocabulary
 
@@ -107,6 +108,12 @@ def check_config(cfg):
     for key in ("lowercase", "digits_to_zero"):
         if not isinstance(cfg.get(key), bool):
             bad(key, "true or false")
+    if not is_int(cfg.get("ngram_max_n", 0)) or not 0 <= cfg.get("ngram_max_n", 0) <= 5:
+        bad("ngram_max_n", "an integer from 0 (no n-gram features) to 5")
+    if not is_int(cfg.get("ngram_min_df", 1)) or cfg.get("ngram_min_df", 1) < 1:
+        bad("ngram_min_df", "an integer >= 1")
+    if cfg.get("max_ngrams") is not None and (not is_int(cfg["max_ngrams"]) or cfg["max_ngrams"] < 1):
+        bad("max_ngrams", "null or a positive integer")
 
 
 def percentile(sorted_values, p):
@@ -186,6 +193,15 @@ def prepare(cfg, out, seed):
             progress.extra = split
             processed[split] = process_split(splits[split], lids[split], cfg, progress)
     words = Vocabulary.build(processed["train"][1], min_count=cfg["min_word_count"], max_size=cfg.get("max_vocab"))
+    max_n = cfg.get("ngram_max_n", 0)
+    grams = []
+    if max_n:
+        # The wide side's features: n-grams of the kept (model-visible) tokens, train split only.
+        with heartbeat("prepare: counting n-grams"):
+            lowercase, digits = cfg["lowercase"], cfg["digits_to_zero"]
+            grams = build_ngram_vocabulary(
+                ([normalize_word(t, lowercase, digits) for t in tokens] for tokens in processed["train"][0]["tokens"]),
+                max_n, min_df=cfg.get("ngram_min_df", 1), max_size=cfg.get("max_ngrams"))
 
     split_stats = {}
     for split, (_, counts, s) in processed.items():
@@ -220,6 +236,8 @@ def prepare(cfg, out, seed):
             "clean_markup": True,
             "labels": names,
             "words": words.to_list(),
+            "ngram_max_n": max_n,
+            "ngrams": grams,
         },
     )
     stats = {
@@ -231,7 +249,7 @@ def prepare(cfg, out, seed):
         "truncate": cfg["truncate"],
         "sources": sources,
         "splits": split_stats,
-        "vocab": {"words": len(words)},
+        "vocab": {"words": len(words), "ngrams": len(grams)},
     }
     save_json(stats, out / "stats.json")
     return stats
@@ -249,7 +267,8 @@ def summary_lines(stats):
         )
     how = {"carved": "carved from train", "file": "from its file", "hub": "from the hub"}[stats["validation"]]
     lines.append(
-        f"labels: {', '.join(stats['labels'])}; vocabulary: {stats['vocab']['words']} words; "
+        f"labels: {', '.join(stats['labels'])}; vocabulary: {stats['vocab']['words']} words, "
+        f"{stats['vocab'].get('ngrams', 0)} n-grams; "
         f"validation {how}; truncation: {stats['truncate']} to {stats['max_tokens']} tokens"
     )
     return lines

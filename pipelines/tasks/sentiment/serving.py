@@ -28,6 +28,19 @@ def tf_truncate(tokens, max_tokens, policy):
     return tf.ragged.boolean_mask(tokens, keep)
 
 
+def tf_ngram_ids(normed, table, max_n):
+    """TensorFlow twin of NgramIndex.document_ids: (batch, n) int32 ids, each distinct known
+    n-gram once, 0 elsewhere (order and padding differ from Python's; the sums do not)."""
+    import tensorflow as tf
+
+    grams = tf.strings.ngrams(normed, ngram_width=list(range(1, max_n + 1)), separator=" ")
+    ids = tf.ragged.map_flat_values(table.lookup, grams).to_tensor(0)
+    ids = tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
+    ids = tf.sort(ids, axis=1)
+    repeated = tf.concat([tf.zeros_like(ids[:, :1], dtype=tf.bool), tf.equal(ids[:, 1:], ids[:, :-1])], axis=1)
+    return tf.cast(tf.where(repeated, tf.zeros_like(ids), ids), tf.int32)
+
+
 def build_archive(model, vocab):
     """ExportArchive whose `serving_default` maps raw text to a label name and probabilities."""
     import keras
@@ -41,6 +54,13 @@ def build_archive(model, vocab):
         default_value=1,
     )
     label_names = tf.constant(vocab["labels"])
+    grams = (vocab.get("ngrams") or []) if getattr(model, "wide", None) is not None else []
+    ngram_table = None
+    if grams:
+        ngram_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(grams), tf.range(1, len(grams) + 1, dtype=tf.int64)),
+            default_value=0,
+        )
 
     def serve(text):
         tokens = tf_tokenize(tf_clean_markup(text))
@@ -52,7 +72,10 @@ def build_archive(model, vocab):
         # caller that its label says nothing about the text.
         empty = tf.equal(tokens.row_lengths(), 0)
         ids = tf.concat([tf.where(empty[:, None], tf.ones_like(ids[:, :1]), ids[:, :1]), ids[:, 1:]], axis=1)
-        probs = model.probabilities(model({"words": ids}, training=False))
+        inputs = {"words": ids}
+        if ngram_table is not None:
+            inputs["ngrams"] = tf_ngram_ids(normed, ngram_table, vocab["ngram_max_n"])
+        probs = model.probabilities(model(inputs, training=False))
         best = tf.argmax(probs, axis=1, output_type=tf.int32)
         # `classes` names the columns of `probabilities`, so the model is self-describing.
         classes = tf.tile(label_names[None], [tf.shape(probs)[0], 1])
@@ -62,6 +85,8 @@ def build_archive(model, vocab):
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(table)
+    if ngram_table is not None:
+        archive.track(ngram_table)
     archive.add_endpoint("serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     return archive
 

@@ -21,6 +21,7 @@ class SentimentTask(Task):
     load_split = hook("pipelines.tasks.sentiment.encoding", "load_split")
     build_model = hook("pipelines.tasks.sentiment.model", "build_model")
     load_model = hook("pipelines.tasks.sentiment.model", "load_model")
+    finish_model = hook("pipelines.tasks.sentiment.model", "fit_wide_side")
     evaluate = hook("pipelines.tasks.sentiment.evaluation", "evaluate")
     evaluation_lines = hook("pipelines.tasks.sentiment.evaluation", "evaluation_lines")
     serving_archive = hook("pipelines.tasks.sentiment.serving", "build_archive")

@@ -170,7 +170,7 @@ def test_vocabulary_comes_from_train_only(tmp_path, capsys):
     assert (s["test"]["tokens"], s["test"]["oov_tokens"], s["test"]["oov_rate"]) == (4, 1, 0.25)
     assert (s["validation"]["oov_tokens"], s["validation"]["oov_rate"]) == (1, 0.5)
     assert s["train"]["oov_tokens"] == 0
-    assert stats["vocab"] == {"words": 6}
+    assert stats["vocab"] == {"words": 6, "ngrams": 3}
 
     _, vocab, stats = run_ok(tmp_path / "b", folder, capsys, files=files, min_word_count=2)
     assert vocab["words"] == ["<pad>", "<unk>", "paris", "rocks"]
@@ -349,6 +349,9 @@ def test_empty_split(tmp_path, capsys):
         ("validation_size", 1.5),
         ("label_names", ["neg"]),
         ("min_word_count", 0),
+        ("ngram_max_n", 9),
+        ("ngram_min_df", 0),
+        ("max_ngrams", -1),
     ],
 )
 def test_bad_params(tmp_path, capsys, key, value):
