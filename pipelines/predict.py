@@ -22,9 +22,12 @@ and columns count characters from 1.
 
 import argparse
 import codecs
+import contextlib
 import json
 import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 
 from pipelines.core.config import load_params, output_dir
@@ -178,6 +181,37 @@ def write_results(results):
     sys.stdout.flush()
 
 
+# A line of TensorFlow's C++ logging (absl): severity letter, date, time, thread, file:line].
+NATIVE_LOG_LINE = re.compile(r"^([IWEF])\d{4} [\d:.]+ +\d+ [^ \]]+:\d+\] ")
+ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+SEVERITY = "IWEF"
+
+
+@contextlib.contextmanager
+def native_logs_filtered(min_level):
+    """Holds back what is written to file descriptor 2 and passes on all but TensorFlow's C++
+    log lines below `min_level` (0 info .. 3 fatal). Needed because logging through absl, as
+    TensorFlow does before its logging is initialised, ignores TF_CPP_MIN_LOG_LEVEL (oneDNN's
+    start-up notes on Intel CPUs)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            for line in held.read().decode("utf-8", "replace").splitlines(keepends=True):
+                match = NATIVE_LOG_LINE.match(line)
+                if line.rstrip("\n") == ABSL_PREAMBLE or (match and SEVERITY.index(match[1]) < min_level):
+                    continue
+                sys.stderr.write(line)
+            sys.stderr.flush()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Run an exported SavedModel on raw text.",
@@ -203,9 +237,11 @@ def main(argv=None):
             texts, blank = read_jsonl(data, name)
         else:
             texts = check_argv(args.texts, raw_args)
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-        predictor = load_task(args.task).predictor(model_dir)
-        results = predictor.predict(texts)
+        # TensorFlow's C++ chatter stays off stderr; its errors reach us as Python exceptions.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        with native_logs_filtered(int(os.environ["TF_CPP_MIN_LOG_LEVEL"] or 0)):
+            predictor = load_task(args.task).predictor(model_dir)
+            results = predictor.predict(texts)
     except (ValueError, FileNotFoundError, DataError, ParamsError) as err:
         print(f"predict: error: {err}", file=sys.stderr)
         return 1

@@ -22,7 +22,8 @@ from tests.conftest import ROOT, tiny_params, write_conll_splits
 
 
 def run_predict(*args, stdin=None):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # As a user runs it: predict picks its own TensorFlow log level.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     return subprocess.run([sys.executable, "-m", "pipelines.predict", *args], cwd=ROOT, env=env, input=stdin,
                           capture_output=True, timeout=300)
 
@@ -133,10 +134,9 @@ def export_untrained(task, params, out):
     cfg = yaml.safe_load(params.read_text())[task.name]
     keras.utils.set_random_seed(0)
     model = task.build_model(cfg["model"], task.encoder(out).vocab)
-    inputs = {"words": np.ones((1, 3), "int32")}
-    if task.name == "ner":
-        inputs["chars"] = np.ones((1, 3, 4), "int32")
-    model(inputs)  # builds the weights
+    # One encoded example builds the weights, whatever inputs the task's model has.
+    features = task.encoder(out).encode([["a", "good", "film"]])
+    model({name: np.asarray(rows[0])[None] for name, rows in features.items()})
     saved_dir = out / "saved_model"
     task.serving_archive(model, task.encoder(out).vocab).write_out(str(saved_dir), verbose=False)
     return model, saved_dir
@@ -247,3 +247,17 @@ def test_parity_check_reports_progress(served, monkeypatch, capsys, name, unit):
     assert lines[0].startswith(f"export: parity check: 2/{report.checked} {unit} ("), lines
     assert lines[-1].startswith(f"export: parity check: {report.checked}/{report.checked} {unit} (100%)"), lines
     assert lines[-1].endswith(", 0 mismatches"), lines
+
+
+def test_tensorflow_native_logs_are_held_back_other_stderr_passes(capfd):
+    """absl logs oneDNN's start-up notes before TensorFlow reads TF_CPP_MIN_LOG_LEVEL (Intel CPUs)."""
+    from pipelines.predict import native_logs_filtered
+
+    with native_logs_filtered(3):
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+        os.write(2, b"I0000 00:00:1796364917.043237    3060 port.cc:153] oneDNN custom operations are on.\n")
+        os.write(2, b"E0000 00:00:1796364905.220254    3035 util.cc:131] oneDNN supports DT_BOOL only on AVX-512.\n")
+        os.write(2, b"a Python warning\n")
+    with native_logs_filtered(2):
+        os.write(2, b"W0000 00:00:1.5  7 a.cc:1] held\nE0000 00:00:1.5  7 b.cc:2] shown\n")
+    assert capfd.readouterr().err == "a Python warning\nE0000 00:00:1.5  7 b.cc:2] shown\n"

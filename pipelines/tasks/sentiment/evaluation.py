@@ -80,8 +80,8 @@ def evaluate(model, encoder, split, cfg, out):
     if encoder.ngrams is not None and cfg.get("baseline", True):
         with heartbeat("evaluate: fitting the n-gram baseline on the train split"):
             baseline = baseline_scores(encoder, out, split, len(labels), getattr(model, "num_logits", len(labels)))
-        metrics["baseline_accuracy"] = baseline["accuracy"]
-        metrics["baseline_macro_f1"] = baseline["macro_f1"]
+        metrics["base_acc"] = baseline["accuracy"]
+        metrics["base_f1"] = baseline["macro_f1"]
         details["baseline"] = {**baseline, "model": "NB-weighted logistic regression (Wang & Manning 2012), "
                                f"word 1..{encoder.ngrams.max_n}-grams, fitted on the train split"}
 
@@ -114,10 +114,10 @@ def evaluate(model, encoder, split, cfg, out):
 def evaluation_lines(metrics, details):
     auc = f", ROC-AUC {metrics['roc_auc']:.4f}" if "roc_auc" in metrics else ""
     lines = [f"test accuracy {metrics['accuracy']:.4f} (macro F1 {metrics['macro_f1']:.4f}{auc})"]
-    if "baseline_accuracy" in metrics:
-        margin = metrics["accuracy"] - metrics["baseline_accuracy"]
-        lines.append(f"baseline (NB-weighted n-gram logistic regression) accuracy {metrics['baseline_accuracy']:.4f} "
-                     f"(macro F1 {metrics['baseline_macro_f1']:.4f}); model - baseline {margin:+.4f}")
+    if "base_acc" in metrics:
+        margin = metrics["accuracy"] - metrics["base_acc"]
+        lines.append(f"baseline (NB-weighted n-gram logistic regression) accuracy {metrics['base_acc']:.4f} "
+                     f"(macro F1 {metrics['base_f1']:.4f}); model - baseline {margin:+.4f}")
     if "parts_accuracy" in details:
         parts = details["parts_accuracy"]
         lines.append(f"  each side alone: recurrent {parts['recurrent']:.4f}, n-gram {parts['ngram']:.4f}")
