@@ -2,16 +2,18 @@
 
 Usage: python -m benchmarks ner|sentiment|all [--repeats N] [--reuse-word2vec] [--params P] [--out-root DIR]
        python -m benchmarks speed [--epochs N] [--max-sentences N] [--no-flair] [--params P] [--out-root DIR] ...
+       python -m benchmarks rawtext [--params P] [--out-dir DIR] [--min-score P]
 
 `python -m benchmarks <command> --help` lists a command's options. Outputs go to
 <out-root> (default outputs/benchmark): <task>/ for the accuracy runs, speed/
-for the speed benchmark (speed.json, speed.txt).
+for the speed benchmark (speed.json, speed.txt). `rawtext` scores the exported NER
+SavedModel on the test split as raw text (<ner out_dir>/rawtext.json).
 """
 
 import argparse
 import sys
 
-from benchmarks import accuracy, speed
+from benchmarks import accuracy, rawtext, speed
 from benchmarks.flair_runner import FlairMissing
 from pipelines.core.errors import StageError
 from pipelines.tasks import TASK_NAMES
@@ -23,7 +25,7 @@ EXPECTED_ERRORS = (FlairMissing, FileNotFoundError, ValueError, StageError)
 def parser():
     top = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0], epilog=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = top.add_subparsers(dest="command", required=True, metavar="{" + ",".join([*TASK_NAMES, "all", "speed"]) + "}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="{" + ",".join([*TASK_NAMES, "all", "speed", "rawtext"]) + "}")
     for name in [*TASK_NAMES, "all"]:
         sub = commands.add_parser(name, help=f"accuracy benchmark of {'every task' if name == 'all' else name}",
                                   description=accuracy.__doc__.splitlines()[0], epilog=accuracy.__doc__,
@@ -35,6 +37,11 @@ def parser():
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     speed.add_arguments(sub)
     sub.set_defaults(module=speed, parser=sub)
+    sub = commands.add_parser("rawtext", help="NER SavedModel on the test split as raw text",
+                              description=rawtext.__doc__.splitlines()[0], epilog=rawtext.__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    rawtext.add_arguments(sub)
+    sub.set_defaults(module=rawtext, parser=sub)
     return top
 
 

@@ -5,6 +5,7 @@ from keras import layers, ops
 
 from models.char_encoder import CharEncoder
 from models.crf import CRF
+from models.entity_scores import crf_entity_scores, softmax_entity_scores
 from models.prediction import PredictOutputsMixin
 from models.recurrent import RNN_TYPES, bidirectional
 from models.runtime import scale_loss_for_replicas
@@ -46,6 +47,8 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
             built with False is only correct on batches without padding (see
             `BucketBatcher(exact_lengths=True)`), and in exchange its Bi-RNNs
             can run on cuDNN under JAX and torch, which refuse any mask.
+        score_temperature: float > 0 dividing the scores for entity
+            confidences only (`entity_scores`); decoding does not change.
 
     Example:
     >>> tagger = SequenceTagger(word_vocab_size=100, char_vocab_size=40, num_tags=5)
@@ -71,6 +74,7 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
         use_crf=True,
         oov_id=1,
         rnn_mask=True,
+        score_temperature=1.0,
         **kwargs,
     ):
         if rnn_type not in RNN_TYPES:
@@ -127,6 +131,8 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
         self.use_crf = bool(use_crf)
         self.oov_id = int(oov_id)
         self.rnn_mask = bool(rnn_mask)
+        # Divides the scores before entity confidences are computed; set on validation after training.
+        self.score_temperature = float(score_temperature)
 
     @staticmethod
     def token_mask(inputs):
@@ -138,6 +144,19 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
             return self.get_layer("crf").decode(logits, mask)
         tags = ops.cast(ops.argmax(logits, axis=-1), "int32")
         return ops.where(mask, tags, ops.zeros_like(tags))
+
+    def entity_scores(self, logits, mask, tag_ids, span_types, begins):
+        """(batch, time) confidence of each entity of the path `tag_ids`, at its first token
+        (see models/entity_scores.py): a CRF segment marginal, or a product of softmax
+        probabilities. `span_types` and `begins` describe the tags (type index or -1, and
+        whether the tag always begins an entity)."""
+        span_types = ops.convert_to_tensor(span_types, "int32")
+        begins = ops.convert_to_tensor(begins, "bool")
+        tag_ids = ops.cast(tag_ids, "int32")
+        t = self.score_temperature
+        if self.use_crf:
+            return crf_entity_scores(self.get_layer("crf"), logits, mask, tag_ids, span_types, begins, t)
+        return softmax_entity_scores(logits, mask, tag_ids, span_types, begins, t)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         mask = self.token_mask(x)
@@ -153,9 +172,18 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
             loss = loss + ops.sum(self.losses)
         return scale_loss_for_replicas(loss)
 
+    # (span_types, begins) while entity scores are wanted from `predict`; see `scoring_entities`.
+    entity_tags = None
+
     def predict_outputs(self, x, logits):
-        """Decoded tag ids: what `predict` and `predict_on_batch` return."""
-        return self.decode(logits, self.token_mask(x))
+        """Decoded tag ids: what `predict` and `predict_on_batch` return; with `entity_tags`
+        set, (batch, time, 2) float32 of tag ids and entity scores."""
+        mask = self.token_mask(x)
+        tag_ids = self.decode(logits, mask)
+        if self.entity_tags is None:
+            return tag_ids
+        scores = self.entity_scores(logits, mask, tag_ids, *self.entity_tags)
+        return ops.stack([ops.cast(tag_ids, "float32"), scores], axis=-1)
 
     def get_config(self):
         return {
@@ -178,6 +206,7 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
             "use_crf": self.use_crf,
             "oov_id": self.oov_id,
             "rnn_mask": self.rnn_mask,
+            "score_temperature": self.score_temperature,
         }
 
     @classmethod

@@ -7,9 +7,10 @@ Usage:
 Each JSON Lines input is an object with a "text" field (or a bare JSON string),
 in UTF-8 (byte order marks are ignored); blank lines are skipped and
 counted on stderr. Output is one JSON line per text, in UTF-8.
-NER output lines are {"text": ..., "entities": [{"type", "text", "start", "end"}]}
-with character offsets into the text (end exclusive); a text without tokens
-has no entities. Sentiment output lines are
+NER output lines are {"text": ..., "entities": [{"type", "text", "start", "end", "score"}]}
+with character offsets into the text (end exclusive) and the entity's confidence
+(the CRF's probability that exactly this span has exactly this type; --min-score P
+leaves out entities below P); a text without tokens has no entities. Sentiment output lines are
 {"text": ..., "label": ..., "empty": false, "probabilities": {label: p, ...}};
 for a text without tokens (empty, whitespace or only markup) they are
 {"text": ..., "label": null, "empty": true, "probabilities": {...}}, the
@@ -22,14 +23,12 @@ and columns count characters from 1.
 
 import argparse
 import codecs
-import contextlib
 import json
 import os
-import re
 import sys
-import tempfile
 from pathlib import Path
 
+from pipelines.core.cli import native_logs_filtered
 from pipelines.core.config import load_params, output_dir
 from pipelines.core.errors import DataError, ParamsError
 from pipelines.core.exporting import text_problem
@@ -181,35 +180,14 @@ def write_results(results):
     sys.stdout.flush()
 
 
-# A line of TensorFlow's C++ logging (absl): severity letter, date, time, thread, file:line].
-NATIVE_LOG_LINE = re.compile(r"^([IWEF])\d{4} [\d:.]+ +\d+ [^ \]]+:\d+\] ")
-ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
-SEVERITY = "IWEF"
-
-
-@contextlib.contextmanager
-def native_logs_filtered(min_level):
-    """Holds back what is written to file descriptor 2 and passes on all but TensorFlow's C++
-    log lines below `min_level` (0 info .. 3 fatal). Needed because logging through absl, as
-    TensorFlow does before its logging is initialised, ignores TF_CPP_MIN_LOG_LEVEL (oneDNN's
-    start-up notes on Intel CPUs)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            for line in held.read().decode("utf-8", "replace").splitlines(keepends=True):
-                match = NATIVE_LOG_LINE.match(line)
-                if line.rstrip("\n") == ABSL_PREAMBLE or (match and SEVERITY.index(match[1]) < min_level):
-                    continue
-                sys.stderr.write(line)
-            sys.stderr.flush()
+def min_score_arg(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
 
 
 def main(argv=None):
@@ -223,6 +201,8 @@ def main(argv=None):
     parser.add_argument("--model", help="SavedModel folder (default: the export stage's output)")
     parser.add_argument("--jsonl", help="JSON Lines file of inputs, or - for stdin")
     parser.add_argument("--params", default=None)
+    parser.add_argument("--min-score", type=min_score_arg, default=0.0, metavar="P",
+                        help="ner: leave out entities whose confidence is below P (0 <= P < 1; default 0)")
     raw_args = list(sys.argv[1:] if argv is None else argv)
     # Intermixed: texts may come after --model without argparse binding them early.
     args = parser.parse_intermixed_args(raw_args)
@@ -239,8 +219,9 @@ def main(argv=None):
             texts = check_argv(args.texts, raw_args)
         # TensorFlow's C++ chatter stays off stderr; its errors reach us as Python exceptions.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        with native_logs_filtered(int(os.environ["TF_CPP_MIN_LOG_LEVEL"] or 0)):
+        with native_logs_filtered():
             predictor = load_task(args.task).predictor(model_dir)
+            predictor.min_score = args.min_score
             results = predictor.predict(texts)
     except (ValueError, FileNotFoundError, DataError, ParamsError) as err:
         print(f"predict: error: {err}", file=sys.stderr)

@@ -34,7 +34,8 @@ def test_stages_write_their_outputs(run_dir):
     _, _, out = run_dir
     for name in ("data", "vocab.json", "stats.json", "model.keras", "train.json", "history.json",
                  "train_details.json", "metrics.json", "evaluation.json", "predictions.conll", "history.png", "plots/per_type_f1.csv", "plots/confusion.csv",
-                 "plots/per_type_f1.png", "plots/confusion.png", "saved_model/saved_model.pb", "export.json"):
+                 "plots/per_type_f1.png", "plots/confusion.png", "plots/reliability.png", "plots/min_score.png",
+                 "saved_model/saved_model.pb", "export.json"):
         assert (out / name).exists(), name
 
 
@@ -84,14 +85,61 @@ def test_export_fails_when_saved_model_disagrees(run_dir, monkeypatch, capsys):
     real = serving.in_memory_tags
 
     def shifted(*args, **kwargs):
-        tags = real(*args, **kwargs)
-        return [["B-PER"] + row[1:] for row in tags]
+        tags, scores = real(*args, **kwargs)
+        return [["B-PER"] + row[1:] for row in tags], scores
 
     monkeypatch.setattr(serving, "in_memory_tags", shifted)
     assert export.main(["ner", "--params", str(params)]) == 1
     err = capsys.readouterr().err
     assert re.match(r"export: error: the SavedModel disagrees with the in-memory model on [1-9]\d* of 12 test "
                     r"sentences; first: tags differ", err) and err.count("\n") == 1, err
+
+
+def test_export_fails_when_entity_scores_disagree(run_dir, monkeypatch, capsys):
+    tmp, params, _ = run_dir
+    real = serving.in_memory_tags
+
+    def rescored(*args, **kwargs):
+        tags, scores = real(*args, **kwargs)
+        return tags, [s * 0.9 for s in scores]
+
+    monkeypatch.setattr(serving, "in_memory_tags", rescored)
+    assert export.main(["ner", "--params", str(params)]) == 1
+    err = capsys.readouterr().err
+    assert "first: entity scores differ" in err and err.count("\n") == 1, err
+
+
+def test_evaluate_measures_the_calibration_of_entity_scores(run_dir):
+    _, _, out = run_dir
+    details = json.loads((out / "evaluation.json").read_text())
+    confidence = details["confidence"]
+    predicted = sum(1 for line in (out / "predictions.conll").read_text().splitlines()
+                    if line and line.split(" ")[2].startswith("B-"))
+    assert confidence["count"] == predicted > 0 and details["min_score"] == 0.0
+    assert 0 <= confidence["ece"] <= 1 and sum(b["count"] for b in confidence["bins"]) == predicted
+    for name in ("reliability.csv", "reliability.png", "min_score.csv", "min_score.png"):
+        assert (out / "plots" / name).is_file(), name
+    rows = (out / "plots" / "min_score.csv").read_text().splitlines()
+    assert rows[0] == "min_score,entities,precision,recall,f1" and rows[1].startswith(f"0.0,{predicted},")
+
+
+def test_evaluate_min_score_drops_entities(run_dir, tmp_path):
+    tmp, params, out = run_dir
+    cfg = yaml.safe_load(params.read_text())
+    cfg["ner"]["evaluate"]["min_score"] = 0.999
+    strict = tmp_path / "params.yaml"
+    strict.write_text(yaml.safe_dump(cfg))
+    metrics = json.loads((out / "metrics.json").read_text())
+    try:
+        assert evaluate.main(["ner", "--params", str(strict)]) == 0
+        filtered = json.loads((out / "metrics.json").read_text())
+        curve = [line.split(",") for line in (out / "plots" / "min_score.csv").read_text().splitlines()[1:]]
+        at = {float(r[0]): r for r in curve}
+        assert filtered["recall"] <= metrics["recall"]
+        # The stage's recall after dropping equals the curve's point at (about) that threshold.
+        assert filtered["recall"] <= float(at[0.99][3]) + 1e-9
+    finally:
+        assert evaluate.main(["ner", "--params", str(params)]) == 0  # the module's other tests read these
 
 
 def serving_function(out):
@@ -111,7 +159,7 @@ def test_saved_model_signature_names(run_dir):
     _, _, out = run_dir
     fn = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"]
     assert list(fn.structured_input_signature[1]) == ["text"]
-    assert set(fn.structured_outputs) == {"tokens", "tags", "num_tokens"}
+    assert set(fn.structured_outputs) == {"tokens", "tags", "entity_scores", "num_tokens"}
 
 
 def test_saved_model_request_tags_each_text_as_if_alone(run_dir):
@@ -181,7 +229,16 @@ def test_predict_cli_spans(run_dir, capsys):
     for ent in entities:
         assert text[ent["start"] : ent["end"]] == ent["text"]
         assert ent["type"] in {"PER", "LOC", "ORG"}
-    assert {"type": "LOC", "text": "Paris", "start": 36, "end": 41} in entities
+        assert list(ent) == ["type", "text", "start", "end", "score"] and 0 < ent["score"] <= 1
+    paris = [{k: e[k] for k in ("type", "text", "start", "end")} for e in entities]
+    assert {"type": "LOC", "text": "Paris", "start": 36, "end": 41} in paris
+    # --min-score leaves out exactly the entities scored below it.
+    # A threshold halfway between two printed (rounded) scores cannot fall on a rounding edge.
+    distinct = sorted({e["score"] for e in entities})
+    cut = (distinct[len(distinct) // 2 - 1] + distinct[len(distinct) // 2]) / 2 if len(distinct) > 1 else 0.0
+    rc, kept, err = run_predict(capsys, ["ner", "--model", str(out / "saved_model"), "--min-score", str(cut), text])
+    assert rc == 0, err
+    assert kept[0]["entities"] == [e for e in entities if e["score"] >= cut]
 
 
 def test_predict_jsonl_file_and_stdin(run_dir, capsys, monkeypatch, tmp_path):
@@ -241,3 +298,15 @@ def test_two_runs_with_the_same_params_give_the_same_metrics(tmp_path, conll_dir
         history = json.loads((out / "history.json").read_text())
         results.append(([h["loss"] for h in history], json.loads((out / "metrics.json").read_text())))
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("value", [1.0, -0.1, "high", True])
+def test_evaluate_refuses_a_bad_min_score(run_dir, tmp_path, capsys, value):
+    _, params, _ = run_dir
+    cfg = yaml.safe_load(params.read_text())
+    cfg["ner"]["evaluate"]["min_score"] = value
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    assert evaluate.main(["ner", "--params", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"evaluate: error: params: ner.evaluate.min_score must be a number in [0, 1), got {value!r}\n"

@@ -249,9 +249,9 @@ def test_parity_check_reports_progress(served, monkeypatch, capsys, name, unit):
     assert lines[-1].endswith(", 0 mismatches"), lines
 
 
-def test_tensorflow_native_logs_are_held_back_other_stderr_passes(capfd):
+def test_tensorflow_native_logs_are_filtered_other_stderr_passes(capfd):
     """absl logs oneDNN's start-up notes before TensorFlow reads TF_CPP_MIN_LOG_LEVEL (Intel CPUs)."""
-    from pipelines.predict import native_logs_filtered
+    from pipelines.core.cli import native_logs_filtered
 
     with native_logs_filtered(3):
         os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")

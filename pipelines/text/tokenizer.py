@@ -1,25 +1,40 @@
-"""Pure-Python tokenizer (CoNLL-2003/Reuters-like); no TensorFlow import.
+"""Pure-Python tokenizer following CoNLL-2003 / Penn Treebank conventions; no TensorFlow import.
 
-The tokenizer is an ordered list of regex substitutions (``_TOKENIZE_RULES``)
+The tokenizer is a short ordered list of regex substitutions (``_TOKENIZE_RULES``)
 written once as templates and rendered to Python ``re`` and to RE2 (used by
-``tf.strings.regex_replace`` in pipelines/tf_tokenizer.py). RE2 has no
-lookaround and different ``\\w``/``\\s``/``\\b``, so templates only use explicit
-codepoint-range classes and capture groups; both engines do leftmost,
-non-overlapping global replacement, so outputs are identical.
+``tf.strings.regex_replace`` in pipelines/text/tf_tokenizer.py). RE2 has no
+lookaround or backreferences and different ``\\w``/``\\s``/``\\b``, so templates
+only use explicit codepoint-range classes, alternation and capture groups; both
+engines do leftmost-first, non-overlapping global replacement, so outputs are
+identical.
 
-Pipeline: whitespace -> ' '; protect connectors between word chars with
-private-use placeholders; keep single-letter abbreviations (``U.S.``) whole;
-split the ``n't`` clitic; pad every remaining punctuation char with spaces;
-restore placeholders; split on ' '. Rules only insert spaces, replace
-separator runs with one space, or swap placeholders back, so every token is
-a substring of the original text.
+Pipeline:
+
+1. Lexer, one pass: at each position the first matching alternative is one
+   token, padded with spaces; separator runs become spaces. In priority order:
+   a leading list number (``1.`` of "1. Jordan", ``10=``), a stand-alone
+   clitic (``'s`` in "Apple 's"), URLs, e-mail addresses, letter-dot chains
+   (``U.S.``, ``p.m.``, ``U.S.-led``), known abbreviations and initials
+   (``Inc.``, ``St.``, ``M.``), ``US$``-style currencies, signed and
+   leading-dot numbers (``+1``, ``.500``), clock times (``1:54.342``), runs
+   (``--``, ``...``), words with inner connectors (``1,000.50``,
+   ``well-known``, ``AT&T``, ``km/h``, ``O'Neil``, ``don't``) and finally any
+   single punctuation char.
+2. Clitic split, one pass over the padded tokens (now space-delimited, so the
+   token end is visible without lookahead): ``'s 'S 'm 'd 're 'll 've n't``
+   and their ’ forms (``Apple's`` -> ``Apple 's``, ``don't`` -> ``do n't``);
+   the same pass splits the period off an abbreviation or initial that ends
+   the text (CoNLL writes "Corp ." there, "Corp. ," elsewhere).
+
+Rules only insert spaces or replace separator runs with spaces, so every token
+is a substring of the original text (tokenize_with_offsets relies on this).
 """
 
 from __future__ import annotations
 
 import re
 
-TOKENIZER_VERSION = 1
+TOKENIZER_VERSION = 2
 
 
 def tokenizer_settings(cfg):
@@ -31,16 +46,6 @@ _MAX_CP = 0x10FFFF
 
 # --- character sets as (lo, hi) inclusive codepoint ranges -----------------
 
-# Placeholders for protected connectors. Any occurrence in the input is
-# treated as a separator so a restored placeholder can never be confused
-# with user text (keeps tokens substrings of the input).
-_PLACEHOLDER_BASE = 0xE000
-_PLACEHOLDER_RANGE = [(0xE000, 0xE00F)]
-
-# Connectors kept inside a token when between two word chars.
-_CONNECTORS = ["-", "'", "\u2019", ".", ",", "&", "/"]
-assert len(_CONNECTORS) <= 16
-
 _SEPARATORS = [
     (0x00, 0x20),  # ASCII whitespace + other C0 controls (never token content)
     (0x7F, 0xA0),  # DEL, C1 controls incl. \x85, nbsp
@@ -51,7 +56,7 @@ _SEPARATORS = [
     (0x205F, 0x205F),
     (0x3000, 0x3000),
     (0xFEFF, 0xFEFF),
-] + _PLACEHOLDER_RANGE
+]
 
 _UNICODE_PUNCT = [
     (0x00A1, 0x00A1),  # ¡
@@ -105,32 +110,37 @@ def _subtract(base, remove):
     return out
 
 
-# Word chars: ASCII alnum + every non-ASCII codepoint that is not punctuation,
-# separator or placeholder (so letters, marks, CJK, emoji are all "word").
+def _chars(s: str):
+    return [(ord(c), ord(c)) for c in s]
+
+
+# Word chars: ASCII alnum + every non-ASCII codepoint that is not punctuation
+# or separator (so letters, marks, CJK, emoji are all "word").
 _WORD = _normalize(
     _ASCII_ALNUM
     + _subtract([(0x80, _MAX_CP)], _SEPARATORS + _UNICODE_PUNCT + _SURROGATES)
 )
-# After whitespace normalisation, a "non-word boundary" char is ' ' or punct.
-_BOUNDARY = _normalize([(0x20, 0x20)] + _PUNCT)
+_APOSTROPHES = "'\u2019"
 
 _CLASSES = {
     "W": _WORD,
     "P": _normalize(_PUNCT),
     "SEP": _normalize(_SEPARATORS),
-    "B": _BOUNDARY,
+    "D": [(0x30, 0x39)],
+    "AN": _ASCII_ALNUM,
     "ALPHA": [(0x41, 0x5A), (0x61, 0x7A)],
-    "NN": [(0x4E, 0x4E), (0x6E, 0x6E)],  # n N
-    "TT": [(0x54, 0x54), (0x74, 0x74)],  # t T
-    "APOS": [(_PLACEHOLDER_BASE + _CONNECTORS.index(c),) * 2 for c in ("'", "\u2019")],
+    "UPPER": [(0x41, 0x5A)],
+    "APOS": _chars(_APOSTROPHES),
+    # Kept inside a word when between two word chars (1,000.50 well-known AT&T km/h O'Neil).
+    "CONN": _normalize(_chars("-.,&/" + _APOSTROPHES)),
+    "URLC": _normalize(_WORD + _chars("-._~:/?#[]@!$&'()*+,;=%")),
+    # A URL does not end in sentence punctuation or a closing bracket/quote.
+    "URLEND": _normalize(_WORD + _chars("/_=#~%+&-")),
+    "MAILC": _normalize(_WORD + _chars("._%+-")),
     "WS": [(0x09, 0x0D), (0x20, 0x20)],
     "BB": [(0x42, 0x42), (0x62, 0x62)],  # b B
     "RR": [(0x52, 0x52), (0x72, 0x72)],  # r R
 }
-
-
-def _placeholder(c: str) -> str:
-    return chr(_PLACEHOLDER_BASE + _CONNECTORS.index(c))
 
 
 # --- rendering ------------------------------------------------------------------
@@ -150,7 +160,8 @@ def _render_class(ranges, engine: str) -> str:
 
 
 def _render(template: str, engine: str) -> str:
-    """Fill {W}, {P}, ... classes, {L:<char>} literals and {BOS}/{EOS} anchors."""
+    """Fill {W}, {P}, ... classes, {L:<chars>} literals, {I:<chars>} ASCII-caseless
+    literals and {BOS}/{EOS} anchors; everything else is shared re/RE2 syntax."""
 
     def sub(m: re.Match) -> str:
         key = m.group(1)
@@ -160,34 +171,66 @@ def _render(template: str, engine: str) -> str:
             return "\\z" if engine == "re2" else "\\Z"  # absolute end in both
         if key.startswith("L:"):
             return "".join(_esc(ord(ch), engine) for ch in key[2:])
+        if key.startswith("I:"):
+            return "".join(_render_class(_chars(ch.lower() + ch.upper()), engine) for ch in key[2:])
         return _render_class(_CLASSES[key], engine)
 
-    return re.sub(r"\{([A-Z]+|L:[^}]+)\}", sub, template)
+    return re.sub(r"\{([A-Z]+|[LI]:[^}]+)\}", sub, template)
+
+
+# Abbreviations that keep their period, from the CoNLL-2003 training data
+# (vs. Inc. Corp. St. Calif. Oct. Dr. Fla. Mr. Nov. Mrs. Lt. vol. Aug. Rev.
+# Dec.) plus titles, months and US states written the same way. Not "Co" and
+# "No": CoNLL has "Co ." and "No.1". Also matched in upper case (ST.).
+_ABBREVIATIONS = (
+    "Mr Mrs Ms Dr Prof St Jr Sr Rev Gen Lt Col Capt Sgt Gov Sen Rep Inc Corp Ltd Bros "
+    "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec "
+    "Ariz Calif Colo Conn Fla Mich Minn Okla Tenn Ave Mt Ft vs vol"
+).split()
+
+
+def _abbreviation_alternatives() -> str:
+    words = sorted({v for a in _ABBREVIATIONS for v in (a, a.upper())}, key=lambda w: (-len(w), w))
+    return "|".join(words)
 
 
 # Rules: (pattern template, replacement). Replacements contain only literal
-# chars and \N group refs, valid identically for re.sub and RE2 rewrites.
+# chars and \N group refs, valid identically for re.sub and RE2 rewrites; a
+# group that did not take part in the match is empty in both.
 def _build_tokenize_rules() -> list[tuple[str, str]]:
-    rules = [("{SEP}+", " ")]
-    for c in _CONNECTORS:
-        rule = ("({W}){L:%s}({W})" % c, "\\1" + _placeholder(c) + "\\2")
-        # Twice: non-overlapping matching skips every 2nd connector in a-b-c.
-        rules += [rule, rule]
-    dot = _placeholder(".")
-    # Single-letter abbreviations keep their final period: U.S. e.g. J.R.
-    # The boundary before the first letter is consumed as group 1.
-    rules.append(
-        (
-            "({BOS}|{B})({ALPHA}){L:%s}((?:{ALPHA}{L:%s})*{ALPHA}){L:.}" % (dot, dot),
-            "\\1\\2" + dot + "\\3" + dot,
-        )
-    )
-    # Clitic n't (don't -> do n't): the apostrophe is already a placeholder.
-    rules.append(("({W})({NN})({APOS})({TT})({EOS}|{B})", "\\1 \\2\\3\\4\\5"))
-    rules.append(("({P})", " \\1 "))
-    for c in _CONNECTORS:
-        rules.append(("{L:%s}" % _placeholder(c), c))
-    return rules
+    tail = "(?:{CONN}{W}+)*"  # 1,000.50 well-known rock'n'roll
+    after_period = "{W}*" + tail  # U.S.-led, St.Louis, U.S.A
+    clitic = "{APOS}(?:[sSmMdD]|[rR][eE]|[vV][eE]|[lL][lL])"
+    token = "|".join([
+        "(?:{I:http}{I:s}?://|{I:www}\\.){URLC}*{URLEND}",
+        # Local part bounded (RFC 5321: 64) so a failed try costs O(64), not O(text).
+        "{MAILC}{1,64}@{W}+(?:-{W}+)*(?:\\.{W}+(?:-{W}+)*)+",
+        "{ALPHA}(?:\\.{ALPHA})+\\." + after_period,  # U.S. e.g. p.m. J.R.R.
+        "(?:{UPPER}|" + _abbreviation_alternatives() + ")\\." + after_period,  # M. Jordan, Inc.
+        "{UPPER}{1,3}\\$",  # US$ C$ HK$
+        "\\+{D}{W}*" + tail,  # +1 +0.7 +12,696 (CoNLL splits the minus: - 5)
+        "\\.{D}+",  # .500 batting averages
+        "{D}+(?::{D}+)+{W}*" + tail,  # 9:30 1:54.342
+        "-{2,}|\\.{2,}|\\*{2,}|={2,}|_{2,}",  # -- ... ** and separator lines
+        "{W}+" + tail,
+        "{P}",
+    ])
+    # No capture groups: a match's only context is spaces, so the whole match
+    # (\0) can be padded and RE2 never runs its slower submatch engines.
+    lexer = "|".join([
+        # A ranked-list number opens the text: "1. Jordan", "10= Smith".
+        "{BOS} *{D}+[.=] ",
+        # Clitic already split off, as in CoNLL text joined with spaces.
+        clitic + "(?: |{EOS})",
+        token,
+    ])
+    split = "|".join([
+        # Any clitic ending a token; one that is a token already just gains a space.
+        "(" + clitic + "|[nN]{APOS}[tT]) ",
+        # Final period of a text-final abbreviation/initial/list number ("Corp." -> Corp .).
+        " ({AN}+)(\\.) *{EOS}",
+    ])
+    return [("{SEP}+", " "), (lexer, " \\0 "), (split, " \\1 \\2 \\3 ")]
 
 
 _TOKENIZE_RULES = _build_tokenize_rules()
@@ -200,7 +243,8 @@ def render_rules(rules, engine: str) -> list[tuple[str, str]]:
     """Render rule templates for ``engine`` in {"python", "re2"}."""
     if engine not in ("python", "re2"):
         raise ValueError(f"unknown engine {engine!r}")
-    return [(_render(p, engine), r) for p, r in rules]
+    # \0 (whole match) is RE2's spelling; in a Python replacement it would be NUL.
+    return [(_render(p, engine), r if engine == "re2" else r.replace("\\0", "\\g<0>")) for p, r in rules]
 
 
 def tokenize_rules(engine: str) -> list[tuple[str, str]]:

@@ -40,7 +40,7 @@ CASES = [
     ("in the U.S.", ["in", "the", "U.S."]),
     ("(U.S.)", ["(", "U.S.", ")"]),
     ("U.S", ["U.S"]),
-    ("U.S.-based", ["U.S.", "-", "based"]),
+    ("U.S.-based", ["U.S.-based"]),  # CoNLL: U.S.-led, U.S.-brokered
     ("I don't know.", ["I", "do", "n't", "know", "."]),
     ("can’t", ["ca", "n’t"]),
     ("DON'T", ["DO", "N'T"]),
@@ -57,13 +57,29 @@ CASES = [
     ("São Paulo, Москва, 東京", ["São", "Paulo", ",", "Москва", ",", "東京"]),
     ("great 😀!", ["great", "😀", "!"]),
     ("a\tb\nc\r\nd\xa0e\u2003f\u200bg\ufeffh\u3000i", list("abcdefghi")),
-    ("...", [".", ".", "."]),
-    ("--", ["-", "-"]),
+    ("...", ["..."]),
+    ("--", ["--"]),
     ("-5", ["-", "5"]),
     ("", []),
     ("   ", []),
     (" \t\n\xa0 ", []),
-    ("x\ue000y", ["x", "y"]),  # placeholder codepoints in input act as separators
+    ("x\ue000y", ["x\ue000y"]),  # private-use chars are word chars (no placeholders)
+    # CoNLL-2003 / PTB clitics, also upper case and with a typographic apostrophe.
+    ("Apple's CEO", ["Apple", "'s", "CEO"]),
+    ("it's they're we'll I'd I'm we've", ["it", "'s", "they", "'re", "we", "'ll", "I", "'d", "I", "'m", "we", "'ve"]),
+    ("APPLE'S", ["APPLE", "'S"]),
+    ("Apple’s", ["Apple", "’s"]),
+    ("Apple 's", ["Apple", "'s"]),
+    ("students' union", ["students", "'", "union"]),
+    # Abbreviations keep their period except at the end of the text (CoNLL: "Corp .").
+    ("Mr. Smith of Acme Corp. said", ["Mr.", "Smith", "of", "Acme", "Corp.", "said"]),
+    ("Acme Corp.", ["Acme", "Corp", "."]),
+    ("M. Jordan", ["M.", "Jordan"]),
+    ("1. Jordan", ["1.", "Jordan"]),
+    ("+1.5 .500 1:54.342 US$ 5", ["+1.5", ".500", "1:54.342", "US$", "5"]),
+    ("See https://example.com/a?b=1. Or", ["See", "https://example.com/a?b=1", ".", "Or"]),
+    ("mail bob.smith@example.co.uk.", ["mail", "bob.smith@example.co.uk", "."]),
+    ("Washington-based 10-year-old", ["Washington-based", "10-year-old"]),
 ]
 
 
@@ -73,7 +89,7 @@ def test_tokenize_expected(text, expected):
 
 
 def test_version():
-    assert TOKENIZER_VERSION == 1
+    assert TOKENIZER_VERSION == 2
 
 
 def test_pure_python_module_does_not_import_tensorflow():

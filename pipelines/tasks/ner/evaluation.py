@@ -3,9 +3,12 @@ scores, the token confusion matrix and a conlleval-compatible predictions file."
 
 from collections import Counter
 
+from pipelines.core.calibration import calibration_report
+from pipelines.core.errors import ParamsError
 from pipelines.core.reports import bar_chart, write_confusion, write_rows_csv
 from pipelines.tasks.ner.encoding import decode_names, to_iob2
-from pipelines.tasks.ner.model import predict_tag_ids
+from pipelines.tasks.ner.labels import get_spans
+from pipelines.tasks.ner.model import predict_tags_and_scores
 
 HEADLINE = ("f1", "precision", "recall", "macro_f1")
 
@@ -55,20 +58,59 @@ def write_conll(path, tokens, gold, pred):
             f.write("\n")
 
 
+def min_score_of(cfg):
+    value = cfg.get("min_score", 0.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ParamsError(f"params: ner.evaluate.min_score must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def drop_below(tags, scores, min_score):
+    """IOB2 tags with the entities scored below min_score turned to O."""
+    out = list(tags)
+    for _, first, last in get_spans(tags, "IOB2"):
+        if scores[first] < min_score:
+            out[first:last] = ["O"] * (last - first)
+    return out
+
+
+def extremes(tokens, pred_spans, entity_scores, correct, count=10):
+    """The `count` most and least confident predicted entities, with whether each is right."""
+    rows = [{"sentence": i, "type": label, "text": " ".join(tokens[i][first:last]),
+             "score": round(float(entity_scores[i][first]), 5)}
+            for i, spans in enumerate(pred_spans) for label, first, last in spans]
+    for row, ok in zip(rows, correct):
+        row["correct"] = bool(ok)
+    ranked = sorted(rows, key=lambda r: r["score"])
+    return {"least_confident": ranked[:count], "most_confident": ranked[::-1][:count]}
+
+
 def evaluate(model, encoder, split, cfg, out):
     """(headline metrics, details); writes plots/ and predictions.conll under out."""
+    min_score = min_score_of(cfg)
     vocab = encoder.vocab
     tokens = split.tokens
-    ids = predict_tag_ids(model, encoder.encode(tokens), cfg["batch_size"])
+    ids, entity_scores = predict_tags_and_scores(model, encoder.encode(tokens), vocab["tags"], cfg["batch_size"])
     pred = to_iob2(decode_names(ids, vocab["tags"]), vocab["tag_scheme"])
     gold = to_iob2(split.extra["tags"], vocab["tag_scheme"])
 
+    # Calibration is measured on every predicted entity, before min_score drops any.
+    gold_spans = [get_spans(g, "IOB2") for g in gold]
+    pred_spans = [get_spans(p, "IOB2") for p in pred]
+    correct = [span in set(g) for g, p in zip(gold_spans, pred_spans) for span in p]
+    confidences = [float(s[first]) for spans, s in zip(pred_spans, entity_scores) for _, first, _ in spans]
+    calibration = calibration_report(confidences, correct, sum(map(len, gold_spans)), out / "plots")
+    calibration.update(extremes(tokens, pred_spans, entity_scores, correct))
+    if min_score > 0:
+        pred = [drop_below(p, s, min_score) for p, s in zip(pred, entity_scores)]
+
     scores = entity_metrics(gold, pred)
     n_tokens = sum(len(t) for t in tokens)
-    correct = sum(g == p for gs, ps in zip(gold, pred) for g, p in zip(gs, ps))
+    correct_tokens = sum(g == p for gs, ps in zip(gold, pred) for g, p in zip(gs, ps))
     metrics = {**{k: scores[k] for k in HEADLINE}, "strict_f1": scores["strict"]["f1"]}
     details = {"per_type": scores["per_type"], "strict": scores["strict"], "sentences": len(tokens),
-               "tokens": n_tokens, "token_accuracy": round(correct / n_tokens, 5)}
+               "tokens": n_tokens, "token_accuracy": round(correct_tokens / n_tokens, 5),
+               "min_score": min_score, "confidence": calibration}
 
     plots = out / "plots"
     types = sorted(details["per_type"])
@@ -89,4 +131,11 @@ def evaluation_lines(metrics, details):
              f"strict IOB2 F1 {metrics['strict_f1']:.4f}; macro F1 {metrics['macro_f1']:.4f})"]
     for t, r in details["per_type"].items():
         lines.append(f"  {t:6s} P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} ({r['support']})")
+    confidence = details.get("confidence")
+    if confidence and confidence["count"]:
+        lines.append(f"entity confidence: ECE {confidence['ece']:.4f} over {confidence['count']} predicted "
+                     f"entities (mean score {confidence['mean_score']:.4f}, fraction correct "
+                     f"{confidence['fraction_correct']:.4f}); plots/reliability.png, plots/min_score.png")
+    if details.get("min_score"):
+        lines.append(f"entities scored below min_score {details['min_score']} were dropped before scoring")
     return lines

@@ -37,6 +37,107 @@ def predict_tag_ids(model, features, batch_size=256):
     return predict_in_order(model, features, batch_size, per_token=True)
 
 
+def tag_descriptions(tag_names):
+    """(span_types, begins) of the model's tags for models/entity_scores.py: the entity type
+    index of each tag (-1 for O) and whether it always begins an entity (B-, S-)."""
+    import numpy as np
+
+    types = sorted({t[2:] for t in tag_names if t != "O"})
+    span_types = np.array([types.index(t[2:]) if t != "O" else -1 for t in tag_names], dtype=np.int32)
+    begins = np.array([t[:2] in ("B-", "S-") for t in tag_names], dtype=bool)
+    return span_types, begins
+
+
+def predict_tags_and_scores(model, features, tag_names, batch_size=256):
+    """(tag ids, entity scores) per sentence in input order; a score sits at each entity's
+    first token (0 elsewhere)."""
+    import numpy as np
+
+    model.entity_tags = tag_descriptions(tag_names)
+    model.predict_function = None  # rebuilt with the scores
+    try:
+        rows = predict_in_order(model, features, batch_size, per_token=True)
+    finally:
+        model.entity_tags = None
+        model.predict_function = None
+    return [r[:, 0].astype(np.int32) for r in rows], [r[:, 1].astype(np.float32) for r in rows]
+
+
+def entity_confidences(model, encoder, split, batch_size=256):
+    """(scores, correct) of every predicted entity of a split: its confidence, and whether
+    gold has exactly that span and type (IOB2 spans, as conlleval reads them)."""
+    from pipelines.tasks.ner.labels import get_spans
+
+    vocab = encoder.vocab
+    ids, scores = predict_tags_and_scores(model, encoder.encode(split.tokens), vocab["tags"], batch_size)
+    pred = to_iob2(decode_names(ids, vocab["tags"]), vocab["tag_scheme"])
+    gold = to_iob2(split.extra["tags"], vocab["tag_scheme"])
+    confidences, correct = [], []
+    for p, g, s in zip(pred, gold, scores):
+        gold_spans = set(get_spans(g, "IOB2"))
+        for span in get_spans(p, "IOB2"):
+            confidences.append(float(s[span[1]]))
+            correct.append(span in gold_spans)
+    return confidences, correct
+
+
+def log_loss(scores, correct):
+    import numpy as np
+
+    p = np.clip(np.asarray(scores, dtype=np.float64), 1e-7, 1 - 1e-7)
+    y = np.asarray(correct, dtype=np.float64)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))) if len(p) else 0.0
+
+
+def fit_score_temperature(model, encoder, train_split, val_split, cfg):
+    """Sets the tagger's score temperature to the one whose entity confidences have the
+    lowest log loss on validation (golden-section search over log T); the decoded tags do
+    not change. Returns what it found, or None when `calibrate_scores` is off."""
+    import math
+    import sys
+
+    from pipelines.core.calibration import expected_calibration_error, reliability_bins
+    from pipelines.core.progress import heartbeat
+
+    if not cfg.get("calibrate_scores", True):
+        return None
+    batch_size = cfg.get("eval_batch_size", 256)
+    seen = {}
+
+    def loss_at(log_t):
+        model.score_temperature = float(math.exp(log_t))
+        seen[log_t] = entity_confidences(model, encoder, val_split, batch_size)
+        return log_loss(*seen[log_t])
+
+    with heartbeat("train: calibrating entity confidences on validation", stream=sys.stdout):
+        before = loss_at(0.0)
+        low, high = math.log(0.25), math.log(8.0)
+        ratio = (math.sqrt(5) - 1) / 2
+        a, b = high - ratio * (high - low), low + ratio * (high - low)
+        fa, fb = loss_at(a), loss_at(b)
+        for _ in range(10):
+            if fa < fb:
+                high, b, fb = b, a, fa
+                a = high - ratio * (high - low)
+                fa = loss_at(a)
+            else:
+                low, a, fa = a, b, fb
+                b = low + ratio * (high - low)
+                fb = loss_at(b)
+        best = min((f, t) for f, t in ((before, 0.0), (fa, a), (fb, b)))[1]
+    model.score_temperature = float(math.exp(best))
+
+    def ece(log_t):
+        return round(expected_calibration_error(reliability_bins(*seen[log_t])), 5)
+
+    record = {"score_temperature": round(model.score_temperature, 4),
+              "val_log_loss": {"before": round(before, 5), "after": round(log_loss(*seen[best]), 5)},
+              "val_ece": {"before": ece(0.0), "after": ece(best)}, "entities": len(seen[best][0])}
+    print(f"train: entity confidences calibrated on validation: temperature {model.score_temperature:.3f}, "
+          f"ECE {record['val_ece']['before']:.4f} -> {record['val_ece']['after']:.4f}")
+    return record
+
+
 class EntityF1Callback(keras.callbacks.Callback):
     """Adds validation entity-level F1 (seqeval, conlleval mode) to the epoch logs."""
 

@@ -22,6 +22,7 @@ class NerTask(Task):
     check_runtime = hook("pipelines.tasks.ner.model", "check_runtime")
     build_model = hook("pipelines.tasks.ner.model", "build_model")
     load_model = hook("pipelines.tasks.ner.model", "load_model")
+    finish_model = hook("pipelines.tasks.ner.model", "fit_score_temperature")
     evaluate = hook("pipelines.tasks.ner.evaluation", "evaluate")
     evaluation_lines = hook("pipelines.tasks.ner.evaluation", "evaluation_lines")
     serving_archive = hook("pipelines.tasks.ner.serving", "build_archive")

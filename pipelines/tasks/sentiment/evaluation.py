@@ -6,8 +6,8 @@ import csv
 import keras
 import numpy as np
 
+from pipelines.core.calibration import calibration_report
 from pipelines.core.progress import heartbeat
-
 from pipelines.core.reports import bar_chart, line_chart, thin, write_confusion, write_rows_csv
 from pipelines.tasks.sentiment.model import predict_probabilities
 
@@ -103,6 +103,8 @@ def evaluate(model, encoder, split, cfg, out):
                    "false positive rate")
         line_chart(recall, {"precision-recall": precision}, plots / "precision_recall.png", "Test precision-recall",
                    "recall")
+    # Confidence = the top class probability; recall counts the documents answered correctly.
+    details["confidence"] = calibration_report(probs.max(axis=1), pred == gold, len(gold), plots, what="documents")
     with open(out / "predictions.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["id", "gold", "predicted"] + [f"p_{n}" for n in labels])
@@ -123,4 +125,7 @@ def evaluation_lines(metrics, details):
         lines.append(f"  each side alone: recurrent {parts['recurrent']:.4f}, n-gram {parts['ngram']:.4f}")
     for name, r in details["per_class"].items():
         lines.append(f"  {name:10s} P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} ({r['support']})")
+    if "confidence" in details:
+        lines.append(f"confidence: ECE {details['confidence']['ece']:.4f} (top probability against accuracy; "
+                     "plots/reliability.png, plots/min_score.png)")
     return lines

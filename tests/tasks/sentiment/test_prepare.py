@@ -10,6 +10,7 @@ import pytest
 from pipelines.core.errors import DataError
 from pipelines.tasks.sentiment.encoding import tokenize_document
 from pipelines.tasks.sentiment.prepare import percentile, stratified_split
+from pipelines.text.tokenizer import TOKENIZER_VERSION
 from tests.tasks.sentiment.conftest import (
     encode,
     fails,
@@ -165,7 +166,7 @@ def test_vocabulary_comes_from_train_only(tmp_path, capsys):
     # Frequent first, ties alphabetical; lowercased, digits -> 0.
     assert vocab["words"] == ["<pad>", "<unk>", "paris", "rocks", "0000", "in"]
     assert vocab["lowercase"] is True and vocab["digits_to_zero"] is True
-    assert vocab["tokenizer_version"] == 1
+    assert vocab["tokenizer_version"] == TOKENIZER_VERSION
     s = stats["splits"]
     assert (s["test"]["tokens"], s["test"]["oov_tokens"], s["test"]["oov_rate"]) == (4, 1, 0.25)
     assert (s["validation"]["oov_tokens"], s["validation"]["oov_rate"]) == (1, 0.5)
