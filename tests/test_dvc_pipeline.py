@@ -40,10 +40,13 @@ def project(tmp_path_factory):
     write_conll(source / "valid.txt", make_sentences(8, seed=2))
     write_conll(source / "test.txt", make_sentences(8, seed=3))
     params = yaml.safe_load(tiny_params(tmp, source).read_text())
+    with open(tmp / "corpus" / "corpus.jsonl", "a") as corpus:  # words the NER train split lacks
+        corpus.write('{"text": "Zanzibar and Timbuktu are far away"}\n' * 3)
     params["ner"]["out_dir"] = "outputs/ner"  # inside the repo, as in the real params
     params["sentiment"]["out_dir"] = "outputs/sentiment"
     params["word2vec"]["out_dir"] = "outputs/word2vec"
     params["ner"]["train"]["embeddings_file"] = "outputs/word2vec/vectors.txt"
+    params["ner"]["prepare"]["embedding_words"] = "outputs/word2vec/vectors.txt"  # as in the real params
     params["sentiment"]["train"]["embeddings_file"] = "outputs/word2vec/vectors.txt"
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     run(["git", "init", "-q"], repo)
@@ -60,6 +63,8 @@ def test_repro_runs_every_stage(project):
         assert f"Running stage '{stage}'" in first
     details = json.loads((repo / "outputs" / "ner" / "train_details.json").read_text())
     assert details["embeddings_found"] > 10  # the word2vec output initialised the tagger
+    vocab = json.loads((repo / "outputs" / "ner" / "stats.json").read_text())["vocab"]
+    assert vocab["words"] > vocab["train_words"]  # and lent its other words to the vocabulary
     assert details["hyperparameters_source"] == "params"  # tuning is off by default
     assert json.loads((repo / "outputs" / "ner" / "best_hyperparameters.json").read_text())["enabled"] is False
     metrics = json.loads(run([str(DVC), "metrics", "show", "--json"], repo))

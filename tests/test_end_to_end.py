@@ -23,8 +23,9 @@ def run_dir(tmp_path_factory):
     """Runs prepare, train, evaluate and export once for the whole module."""
     tmp = tmp_path_factory.mktemp("e2e")
     source = write_conll_splits(tmp / "conll", 48, 12, 12)
-    params = tiny_params(tmp, source, **{"ner.train.epochs": EPOCHS, "ner.train.patience": EPOCHS,
-                                         "ner.train.learning_rate": 0.01})
+    # 6 batches per epoch: min_steps stretches 6 epochs to EPOCHS (and patience with them).
+    params = tiny_params(tmp, source, **{"ner.train.epochs": EPOCHS // 2, "ner.train.patience": EPOCHS // 2,
+                                         "ner.train.min_steps": 6 * EPOCHS, "ner.train.learning_rate": 0.01})
     for stage in (prepare, train, evaluate, export):
         assert stage.main(["ner", "--params", str(params)]) == 0, stage.__name__
     return tmp, params, tmp / "out" / "ner"
@@ -58,6 +59,8 @@ def test_model_learns_the_fixture(run_dir):
     train_details = json.loads((out / "train_details.json").read_text())
     assert train_details["hyperparameters"]["hidden_size"] == 16
     assert train_details["monitor"] == "val_f1"
+    assert train_details["schedule"] == {"epoch_scale": 2.0, "max_epochs": EPOCHS, "patience": EPOCHS,
+                                         "steps_per_epoch": 6}
 
 
 def test_predictions_file_is_conlleval_input(run_dir):

@@ -16,10 +16,10 @@ from pipelines.core.progress import heartbeat
 from pipelines.core.reports import line_chart
 from pipelines.core.runtime import seed_everything, training_runtime
 from pipelines.core.train_state import file_digest
-from pipelines.core.training import fit_resumable, make_optimizer, median_throughput, save_inference_model
+from pipelines.core.training import Schedule, fit_resumable, make_optimizer, median_throughput, save_inference_model
 from pipelines.text.embeddings import EmbeddingInitializer, VectorsFileError
 
-RECORDED_TRAIN_KEYS = ("optimizer", "learning_rate", "lr_decay", "clipnorm", "batch_size")
+RECORDED_TRAIN_KEYS = ("optimizer", "learning_rate", "lr_decay", "clipnorm", "batch_size", "min_steps")
 
 
 def embeddings_initializer(train_cfg, encoder, seed):
@@ -68,10 +68,13 @@ def train(task, params, out, callbacks=()):
             batches = BucketBatcher(encoder.encode(train_split.tokens), train_split.y, batch_size=cfg["batch_size"],
                                     shuffle=True, seed=seed, exact_lengths=runtime.padding_free)
             validation = task.validation_monitor(encoder, val_split, cfg, runtime.padding_free)
+            schedule = Schedule(cfg, len(batches))
+            if schedule.scale > 1:
+                print(f"train: {schedule.describe(int(cfg['min_steps']))}")
             with runtime.scope():
                 model = task.build_model({**model_cfg, "rnn_mask": not runtime.padding_free}, encoder.vocab)
                 embeddings_found = init_embeddings(model) if init_embeddings else None
-                model.compile(optimizer=make_optimizer(cfg, len(batches)), metrics=task.compile_metrics(model) or None,
+                model.compile(optimizer=make_optimizer(cfg, schedule.unit_steps), metrics=task.compile_metrics(model) or None,
                               jit_compile=runtime.jit_compile)
                 runtime.jit_compile = model.jit_compile  # what Keras resolved "auto" to
         metric, mode = task.selection(cfg)
@@ -79,7 +82,7 @@ def train(task, params, out, callbacks=()):
         settings = {"model": model_cfg, "train": cfg, "seed": seed, "runtime": runtime.summary(),
                     "data": data_fingerprint(out, train_split, val_split)}
         state, timer = fit_resumable(
-            model, batches, cfg["epochs"], out / "train_state", metric, cfg["patience"],
+            model, batches, schedule.epochs, out / "train_state", metric, schedule.patience,
             callbacks=[*validation.callbacks, *callbacks], mode=mode, validation_data=validation.data,
             settings=settings,
         )
@@ -102,6 +105,7 @@ def train(task, params, out, callbacks=()):
         "hyperparameters": {**model_cfg, **{k: cfg.get(k) for k in RECORDED_TRAIN_KEYS}},
         "hyperparameters_source": source,
         "runtime": runtime.summary(),
+        "schedule": schedule.summary(),
     }
     if finished is not None:
         details["finish"] = finished

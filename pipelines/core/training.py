@@ -1,5 +1,6 @@
 """Fitting machinery shared by the tasks: optimizers, epoch timing, model selection, resumable fit."""
 
+import math
 import sys
 import time
 
@@ -22,8 +23,38 @@ OPTIMIZERS = {
 }
 
 
+class Schedule:
+    """Epochs, patience and learning-rate decay of a run, in units of `unit_steps` updates.
+
+    One unit is an epoch, or more on a small dataset: with `min_steps` set, a run of `epochs`
+    units has at least min_steps updates, so a dataset of 3,000 sentences gets the updates,
+    patience and decay (per update) of a large one instead of stopping while it still learns.
+    """
+
+    def __init__(self, cfg, steps_per_epoch):
+        epochs, patience = int(cfg["epochs"]), int(cfg["patience"])
+        min_steps = int(cfg.get("min_steps") or 0)
+        if min_steps < 0:
+            raise ParamsError(f"min_steps must be >= 0 or null, got {cfg['min_steps']}")
+        self.steps_per_epoch = max(1, int(steps_per_epoch))
+        self.scale = max(1.0, min_steps / (epochs * self.steps_per_epoch)) if epochs > 0 else 1.0
+        self.epochs = math.ceil(epochs * self.scale - 1e-9)
+        self.patience = math.ceil(patience * self.scale - 1e-9)
+        self.unit_steps = self.steps_per_epoch * self.scale
+
+    def summary(self):
+        return {"epoch_scale": round(self.scale, 3), "max_epochs": self.epochs, "patience": self.patience,
+                "steps_per_epoch": self.steps_per_epoch}
+
+    def describe(self, min_steps):
+        return (f"{self.steps_per_epoch} batches per epoch, at least {min_steps:,} updates (min_steps): "
+                f"up to {self.epochs} epochs, patience {self.patience}, learning-rate decay per "
+                f"{self.unit_steps:.0f} updates")
+
+
 def make_optimizer(cfg, steps_per_epoch=1):
-    """Optimizer from a train params section; `lr_decay` d gives lr / (1 + d * epoch)."""
+    """Optimizer from a train params section; `lr_decay` d gives lr / (1 + d * epoch), an
+    epoch being `steps_per_epoch` updates (a Schedule's unit_steps)."""
     name = cfg["optimizer"].lower()
     if name not in OPTIMIZERS:
         raise ParamsError(f"unknown optimizer {cfg['optimizer']!r}; choose from {', '.join(OPTIMIZERS)}")
@@ -31,7 +62,7 @@ def make_optimizer(cfg, steps_per_epoch=1):
     if cfg.get("lr_decay"):
         # Step-based, so the schedule resumes with the optimizer's iteration count.
         learning_rate = keras.optimizers.schedules.InverseTimeDecay(
-            learning_rate, decay_steps=max(1, steps_per_epoch), decay_rate=float(cfg["lr_decay"])
+            learning_rate, decay_steps=max(1.0, steps_per_epoch), decay_rate=float(cfg["lr_decay"])
         )
     kwargs = {"learning_rate": learning_rate}
     if cfg.get("clipnorm"):

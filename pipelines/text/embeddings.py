@@ -44,6 +44,21 @@ def load_vectors(path, vocab, dim, normalize=None, seed=0):
     return matrix, len(found)
 
 
+def vector_words(path, normalize=None):
+    """The words of a vectors file (GloVe or word2vec text), normalised, each once, in file
+    order (frequent first in word2vec files)."""
+    words = {}
+    with open(path, "rb") as f:
+        for line_no, line in enumerate(lines_of(path, f), start=1):
+            parts = line.rstrip("\n").split(" ", 2)
+            if line_no == 1 and len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+                continue  # word2vec header
+            if len(parts) < 2 or not parts[0]:
+                continue
+            words.setdefault(normalize(parts[0]) if normalize else parts[0], None)
+    return list(words)
+
+
 def lines_of(path, f):
     """Decoded lines of a binary file; text mode decodes in chunks and would blame the wrong line."""
     for line_no, raw in enumerate(f, start=1):

@@ -7,7 +7,7 @@ import pytest
 
 from pipelines.core.errors import ParamsError, StageError
 from pipelines.core.train_state import TrainState
-from pipelines.core.training import OPTIMIZERS, make_optimizer, median_throughput
+from pipelines.core.training import OPTIMIZERS, Schedule, make_optimizer, median_throughput
 
 
 def test_make_optimizer_settings():
@@ -19,6 +19,26 @@ def test_make_optimizer_settings():
     schedule = decayed._learning_rate
     assert isinstance(schedule, keras.optimizers.schedules.InverseTimeDecay)
     assert float(schedule(20)) == pytest.approx(0.01 / (1 + 0.5 * 2))  # lr / (1 + d * epoch) after 2 epochs
+
+
+def test_schedule_leaves_a_large_dataset_alone():
+    # CoNLL-2003 at batch 32: 439 batches x 40 epochs is above min_steps.
+    schedule = Schedule({"epochs": 40, "patience": 8, "min_steps": 16000}, 439)
+    assert (schedule.scale, schedule.epochs, schedule.patience, schedule.unit_steps) == (1.0, 40, 8, 439)
+    assert Schedule({"epochs": 40, "patience": 8, "min_steps": None}, 5).epochs == 40
+
+
+def test_schedule_stretches_a_small_dataset_to_min_steps():
+    schedule = Schedule({"epochs": 40, "patience": 8, "min_steps": 16000}, 94)  # 3,000 sentences
+    assert schedule.scale == pytest.approx(16000 / (40 * 94))
+    assert schedule.epochs * 94 >= 16000 and (schedule.epochs - 1) * 94 < 16000
+    assert schedule.patience == 35  # ceil(8 x 4.26): about the updates of 8 large epochs
+    # The decay counts updates: lr / (1 + d * updates / 400), as on the large dataset.
+    decayed = make_optimizer({"optimizer": "adam", "learning_rate": 0.01, "lr_decay": 0.5}, schedule.unit_steps)
+    assert float(decayed._learning_rate(800)) == pytest.approx(0.01 / (1 + 0.5 * 2))
+    assert "up to 171 epochs, patience 35, learning-rate decay per 400 updates" in schedule.describe(16000)
+    with pytest.raises(ParamsError, match="min_steps must be >= 0"):
+        Schedule({"epochs": 40, "patience": 8, "min_steps": -1}, 94)
 
 
 def test_unknown_optimizer_is_a_params_error():

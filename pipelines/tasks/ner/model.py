@@ -81,6 +81,54 @@ def entity_confidences(model, encoder, split, batch_size=256):
     return confidences, correct
 
 
+class EntityScorer:
+    """`scorer(temperature)` -> (scores, correct) of a split's predicted entities, as
+    `entity_confidences` gives them at that temperature, from one pass of the network.
+
+    The temperature changes neither the emissions nor the decoded tags, so both are kept
+    per batch; each call reruns only the CRF's forward-backward on them (a quarter of a
+    full prediction's time on CoNLL-2003 validation).
+    """
+
+    def __init__(self, model, encoder, split, batch_size=256):
+        import numpy as np
+
+        from pipelines.core.batching import BucketBatcher
+        from pipelines.tasks.ner.labels import get_spans
+
+        vocab = encoder.vocab
+        self.model, self.tags = model, tag_descriptions(vocab["tags"])
+        batcher = BucketBatcher(encoder.encode(split.tokens), None, batch_size=batch_size, shuffle=False,
+                                exact_lengths=not getattr(model, "rnn_mask", True))
+        gold = to_iob2(split.extra["tags"], vocab["tag_scheme"])
+        self.batches, self.starts, self.correct = [], [], []
+        for i in range(len(batcher)):
+            (x,) = batcher[i]
+            logits = model(x, training=False)
+            mask = model.token_mask(x)
+            ids = model.decode(logits, mask)
+            self.batches.append((logits, mask, ids))
+            ids = keras.ops.convert_to_numpy(ids)
+            starts = []
+            for row, j in enumerate(batcher.batch_indices[i]):
+                pred = to_iob2(decode_names([ids[row, : batcher.lengths[j]]], vocab["tags"]), vocab["tag_scheme"])[0]
+                gold_spans = set(get_spans(gold[j], "IOB2"))
+                for span in get_spans(pred, "IOB2"):
+                    starts.append((row, span[1]))
+                    self.correct.append(span in gold_spans)
+            self.starts.append(np.asarray(starts, dtype=np.int64).reshape(-1, 2))
+
+    def __call__(self, temperature):
+        import numpy as np
+
+        self.model.score_temperature = float(temperature)
+        scores = []
+        for (logits, mask, ids), starts in zip(self.batches, self.starts):
+            s = keras.ops.convert_to_numpy(self.model.entity_scores(logits, mask, ids, *self.tags))
+            scores.append(s[starts[:, 0], starts[:, 1]])
+        return [float(v) for v in np.concatenate(scores)], list(self.correct)
+
+
 def log_loss(scores, correct):
     import numpy as np
 
@@ -101,15 +149,15 @@ def fit_score_temperature(model, encoder, train_split, val_split, cfg):
 
     if not cfg.get("calibrate_scores", True):
         return None
-    batch_size = cfg.get("eval_batch_size", 256)
     seen = {}
 
-    def loss_at(log_t):
-        model.score_temperature = float(math.exp(log_t))
-        seen[log_t] = entity_confidences(model, encoder, val_split, batch_size)
-        return log_loss(*seen[log_t])
-
     with heartbeat("train: calibrating entity confidences on validation", stream=sys.stdout):
+        scorer = EntityScorer(model, encoder, val_split, cfg.get("eval_batch_size", 256))
+
+        def loss_at(log_t):
+            seen[log_t] = scorer(math.exp(log_t))
+            return log_loss(*seen[log_t])
+
         before = loss_at(0.0)
         low, high = math.log(0.25), math.log(8.0)
         ratio = (math.sqrt(5) - 1) / 2

@@ -12,8 +12,9 @@ from pipelines.core.errors import DataError, ParamsError
 from pipelines.core.io import looks_like_hub_id, save_json, save_prepared
 from pipelines.tasks.ner.reader import read_hub, read_local_conll
 from pipelines.tasks.ner.labels import EVIDENCE_KEYS, decide_scheme, get_spans, normalise_tags, scheme_evidence
+from pipelines.text.embeddings import VectorsFileError, vector_words
 from pipelines.text.tokenizer import normalize_word, tokenizer_settings
-from pipelines.text.vocab import Vocabulary
+from pipelines.text.vocab import OOV, PAD, Vocabulary
 
 
 def where(row, index=None):
@@ -98,6 +99,23 @@ def build_stats(splits, read_stats, words, cfg, scheme, source):
     return stats
 
 
+def with_embedding_words(words, cfg):
+    """`words` followed by the words of `embedding_words` (a vectors file) it lacks: a word
+    unseen in train then keeps its pretrained vector instead of becoming <unk>."""
+    if not cfg.get("embedding_words"):
+        return words
+    path = resolve_path(cfg["embedding_words"])
+    if not path.is_file():
+        raise DataError(f"ner.prepare.embedding_words: {path} not found (run the word2vec stage first: "
+                        "`dvc repro word2vec`; or set it to null)")
+    try:
+        file_words = vector_words(path, lambda w: normalize_word(w, cfg["lowercase"], cfg["digits_to_zero"]))
+    except VectorsFileError as err:
+        raise DataError(str(err)) from None
+    extra = [w for w in file_words if w not in words and w not in (PAD, OOV)]
+    return Vocabulary([*words.to_list()[2:], *extra])
+
+
 def prepare(cfg, out, seed=None):
     """Writes out/data (DatasetDict), out/vocab.json and out/stats.json; returns the stats.
 
@@ -126,6 +144,8 @@ def prepare(cfg, out, seed=None):
         (normalize_word(t, cfg["lowercase"], cfg["digits_to_zero"]) for row in train for t in row["tokens"]),
         min_count=cfg["min_word_count"],
     )
+    train_words = len(words)
+    words = with_embedding_words(words, cfg)
     chars = Vocabulary.from_iterable(
         (c for row in train for t in row["tokens"] for c in t), min_count=cfg["min_char_count"]
     )
@@ -165,7 +185,7 @@ def prepare(cfg, out, seed=None):
         },
     )
     stats = build_stats(splits, read_stats, words, cfg, scheme, source)
-    stats["vocab"] = {"words": len(words), "chars": len(chars), "tags": len(tag_names)}
+    stats["vocab"] = {"words": len(words), "train_words": train_words, "chars": len(chars), "tags": len(tag_names)}
     save_json(stats, out / "stats.json")
     return stats
 

@@ -116,6 +116,7 @@ def test_stats_count_sentences_tokens_entities_and_docstarts(tmp_path, conll_dir
     assert stats["splits"]["train"]["oov_tokens"] == 0
     assert stats["vocab"] == {
         "words": len(vocab["words"]),
+        "train_words": len(vocab["words"]),  # no embedding_words in the tiny params
         "chars": len(vocab["chars"]),
         "tags": len(vocab["tags"]),
     }
@@ -274,6 +275,38 @@ def test_vocabularies_come_from_train_only(tmp_path, capsys):
     assert s["oov_rate"] == round(3 / 9, 5)
     assert s["oov_rate"] > 0
     assert stats["splits"]["train"]["oov_rate"] == 0
+
+
+def test_embedding_words_join_the_vocabulary_after_the_train_words(tmp_path, capsys):
+    text = "Paris NN I-NP B-LOC\nrains VB I-VP O\n\n"
+    test = "Zanzibar NN I-NP B-LOC\nrains VB I-VP O\nin IN I-PP O\nMay NN I-NP O\n\n"
+    vectors = write_text(tmp_path / "vectors.txt",
+                         "5 2\nrains 0.1 0.2\nZanzibar 0.3 0.4\nzanzibar 0.5 0.6\nMay19 0 1\n<unk> 1 1\n")
+    rc, out, err = run(tmp_path, make_dir(tmp_path, text, test=test), capsys,
+                       **{"ner.prepare.embedding_words": str(vectors)})
+    assert rc == 0, err
+    _, vocab, stats = load(out)
+    # Train words first (ids unchanged), then the file's new words once each, normalised.
+    assert vocab["words"] == ["<pad>", "<unk>", "paris", "rains", "zanzibar", "may00"]
+    assert stats["vocab"]["words"] == 6 and stats["vocab"]["train_words"] == 4
+    assert stats["splits"]["test"]["oov_tokens"] == 2  # "in" and "may" are in neither
+
+
+def test_missing_embedding_words_file_is_one_line(tmp_path, capsys):
+    missing = tmp_path / "outputs" / "word2vec" / "vectors.txt"
+    rc, out, err = run(tmp_path, good_dir(tmp_path), capsys, **{"ner.prepare.embedding_words": str(missing)})
+    assert rc == 1
+    assert_error(err, "ner.prepare.embedding_words", str(missing), "dvc repro word2vec")
+    assert len(err.strip().splitlines()) == 1
+    assert not (out / "data").exists()
+
+
+def test_embedding_words_file_with_invalid_utf8_names_the_line(tmp_path, capsys):
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_bytes(b"paris 0.1 0.2\nok 0 0\nbad\xff 0 1\n")
+    rc, _, err = run(tmp_path, good_dir(tmp_path), capsys, **{"ner.prepare.embedding_words": str(vectors)})
+    assert rc == 1
+    assert_error(err, f"{vectors}:3:", "not valid UTF-8")
 
 
 def test_min_word_count_applies_to_train_counts(tmp_path, capsys):
