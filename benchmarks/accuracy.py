@@ -50,11 +50,15 @@ class AccuracyBenchmark:
         from pipelines import word2vec
 
         default = resolve_path(params["word2vec"]["out_dir"]) / "vectors.txt"
-        wanted = params[name]["train"].get("embeddings_file")
-        if not wanted or resolve_path(wanted) != default:
+        # The files a task reads from the word2vec stage: its embeddings and (NER) its extra words.
+        uses = [(section, key) for section, key in ((params[name]["train"], "embeddings_file"),
+                                                    (params[name]["prepare"], "embedding_words"))
+                if section.get(key) and resolve_path(section[key]) == default]
+        if not uses:
             return None
         vectors = self.root / "word2vec" / "vectors.txt"
-        params[name]["train"]["embeddings_file"] = str(vectors)
+        for section, key in uses:
+            section[key] = str(vectors)
         if vectors in self.trained_vectors or (self.reuse_word2vec and vectors.is_file()):
             return 0.0
         params["word2vec"]["out_dir"] = str(vectors.parent)

@@ -154,7 +154,10 @@ def run(args, log=print):
         task = load_task(name)
         section = params[name]
         # Random word embeddings: the word2vec stage takes minutes and changes no speed.
-        section["train"].update(embeddings_file=None, epochs=args.epochs, patience=args.epochs)
+        # Exactly --epochs epochs: min_steps would stretch a short run.
+        section["train"].update(embeddings_file=None, epochs=args.epochs, patience=args.epochs, min_steps=None)
+        if "embedding_words" in section["prepare"]:  # NER's extra words come from word2vec too
+            section["prepare"]["embedding_words"] = None
         if args.data_root:
             # A copy of ../shared/data elsewhere: the same folder names under another root.
             section["prepare"]["source"] = str(Path(args.data_root).resolve() / Path(section["prepare"]["source"]).name)

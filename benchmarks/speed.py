@@ -42,9 +42,36 @@ class NerRun:
     scheme: str            # the tag scheme it was prepared in
 
 
-def timed_training(task, params, encoder, tokens, y, epochs, warmup, unit, log=print):
+def bare_reference(features, y, batch_size, seed, sizes, per_token, epochs, warmup, n_tokens, log=print):
+    """A bare Keras Embedding(mask_zero) -> Bidirectional(LSTM) -> Dense of the task's sizes,
+    trained with Adam on the same batches of word ids: what the recurrent layer alone costs,
+    so that the time our model spends outside it shows in every run."""
+    import keras
+
+    from pipelines.core.batching import BucketBatcher, fit_data
+    from pipelines.core.training import EpochTimer
+
+    vocab, dim, hidden, outputs = sizes
+    batches = BucketBatcher({"words": features["words"]}, y, batch_size=batch_size, shuffle=True, seed=seed)
+    words = keras.Input(shape=(None,), dtype="int32", name="words")
+    h = keras.layers.Embedding(vocab, dim, mask_zero=True)(words)
+    h = keras.layers.Bidirectional(keras.layers.LSTM(hidden, return_sequences=per_token))(h)
+    model = keras.Model(words, keras.layers.Dense(outputs)(h))
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    timer = EpochTimer()
+    model.fit(fit_data(batches), epochs=warmup + epochs, shuffle=False, callbacks=[timer], verbose=0)
+    tps = epoch_throughput(n_tokens, timer.seconds, warmup)
+    described = (f"Embedding({vocab}, {dim}, mask_zero) -> Bidirectional(LSTM({hidden}"
+                 f"{', return_sequences' if per_token else ''})) -> Dense({outputs})")
+    log(f"bare reference {described}: epoch seconds {[round(s, 2) for s in timer.seconds]}, {tps:,.0f} tokens/s")
+    return {"model": described, "epoch_seconds": [round(s, 3) for s in timer.seconds],
+            "train_tokens_per_second": round(tps)}
+
+
+def timed_training(task, params, encoder, tokens, y, epochs, warmup, unit, log=print, bare=None):
     """Builds and compiles the task's model as the train stage does (random embeddings) and fits
-    it on (tokens, y) without validation; returns (result dict, model)."""
+    it on (tokens, y) without validation; returns (result dict, model). `bare`: (sizes,
+    per_token) of a bare_reference trained next on the same batches."""
     from pipelines.core.batching import BucketBatcher, fit_data
     from pipelines.core.runtime import seed_everything
     from pipelines.core.training import EpochTimer, make_optimizer
@@ -63,9 +90,15 @@ def timed_training(task, params, encoder, tokens, y, epochs, warmup, unit, log=p
     seconds, losses = timer.seconds, [float(x) for x in history.history["loss"]]
     tps = epoch_throughput(n_tokens, seconds, warmup)
     log(f"{task.name}: epoch seconds {[round(s, 2) for s in seconds]}, {tps:,.0f} tokens/s")
-    return {unit: len(tokens), "tokens": n_tokens, "batch_size": int(cfg["batch_size"]),
-            "epoch_seconds": [round(s, 3) for s in seconds], "epoch_losses": [round(x, 4) for x in losses],
-            "train_tokens_per_second": round(tps), "model": dict(section["model"])}, model
+    result = {unit: len(tokens), "tokens": n_tokens, "batch_size": int(cfg["batch_size"]),
+              "epoch_seconds": [round(s, 3) for s in seconds], "epoch_losses": [round(x, 4) for x in losses],
+              "train_tokens_per_second": round(tps), "model": dict(section["model"])}
+    if bare is not None:
+        result["bare_reference"] = bare_reference(features, y, cfg["batch_size"], seed, *bare, epochs, warmup,
+                                                  n_tokens, log)
+        result["bare_ratio"] = ratio(result["train_tokens_per_second"],
+                                     result["bare_reference"]["train_tokens_per_second"])
+    return result, model
 
 
 def prepared(task, params, work):
@@ -87,7 +120,10 @@ def measure_ours_ner(params, work, max_sentences, epochs, warmup, inference_batc
     train = task.load_split(out, "train")
     tokens, y = [list(t) for t in train.tokens[:max_sentences]], train.y[:max_sentences]
     test_tokens = [list(t) for t in task.load_split(out, "test").tokens]
-    result, model = timed_training(task, params, encoder, tokens, y, epochs, warmup, "sentences", log)
+    m = params["ner"]["model"]
+    sizes = (len(encoder.vocab["words"]), m["word_dim"], m["hidden_size"], len(encoder.vocab["tags"]))
+    result, model = timed_training(task, params, encoder, tokens, y, epochs, warmup, "sentences", log,
+                                   bare=(sizes, True))
 
     # Inference counts encoding too: flair's predict embeds (looks tokens up) inside its timing.
     def infer():
@@ -181,7 +217,10 @@ def measure_imdb(params, work, max_documents, epochs, warmup, log=print):
         # Seeded sample, sorted: the split may be ordered by label.
         keep = np.sort(np.random.default_rng(params["seed"]).choice(len(tokens), max_documents, replace=False))
         tokens, labels = [tokens[i] for i in keep], labels[keep]
-    result, _ = timed_training(task, params, task.encoder(out), tokens, labels, epochs, warmup, "documents", log)
+    encoder, m = task.encoder(out), params["sentiment"]["model"]
+    sizes = (len(encoder.vocab["words"]), m["embedding_dim"], m["hidden_size"], len(encoder.vocab["labels"]))
+    result, _ = timed_training(task, params, encoder, tokens, labels, epochs, warmup, "documents", log,
+                               bare=(sizes, False))
     return result
 
 
@@ -271,6 +310,7 @@ def run(args):
     # Random word embeddings: the word2vec stage takes minutes and changes no speed.
     for name in ("ner", "sentiment"):
         params[name]["train"]["embeddings_file"] = None
+    params["ner"]["prepare"]["embedding_words"] = None
     out = (resolve_path(args.out_root) if args.out_root else ROOT / "outputs" / "benchmark") / "speed"
     for name in ("ner", "sentiment"):
         params[name]["out_dir"] = str(out / name)

@@ -118,8 +118,14 @@ def format_table(result):
         lat = saved["latency"]
         rows.append(("SavedModel 1 sentence latency p50 / p95 ms",
                      f"{lat['p50_ms']:.2f} / {lat['p95_ms']:.2f}", "", ""))
+    if ner.get("bare_reference"):
+        rows.append(("  bare Keras Bi-LSTM, same NER batches", _fmt(ner["bare_reference"]["train_tokens_per_second"]),
+                     "", ""))
     if imdb:
         rows.append(("IMDB training tokens/s", _fmt(imdb["train_tokens_per_second"]), "", ""))
+        if imdb.get("bare_reference"):
+            rows.append(("  bare Keras Bi-LSTM, same IMDB batches",
+                         _fmt(imdb["bare_reference"]["train_tokens_per_second"]), "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = [" | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in rows]
@@ -145,5 +151,9 @@ def format_table(result):
         f"{_verdict(max(in_order) if in_order else best_saved, SAVED_MODEL_TARGET)} (input order)"
         + (f", best {_fmt(best_saved)}" if best_saved else ""),
     ]
+    for name, run in (("NER", ner), ("IMDB", imdb)):
+        if run and run.get("bare_ratio") is not None:
+            tail.append(f"{name} training at {run['bare_ratio']:.2f}x the bare Keras Bi-LSTM of the same size "
+                        "(below 1: time spent outside the recurrent layer)")
     warning = busy_warning(m)
     return "\n".join(head + [""] + lines + [""] + tail + ([warning] if warning else []))

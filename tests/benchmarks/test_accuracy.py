@@ -22,6 +22,7 @@ def w2v_params(tmp_path):
     path = tiny_params(tmp_path, tmp_path / "unused")
     params = yaml.safe_load(path.read_text())
     params["ner"]["train"]["embeddings_file"] = str(tmp_path / "out" / "word2vec" / "vectors.txt")
+    params["ner"]["prepare"]["embedding_words"] = params["ner"]["train"]["embeddings_file"]
     return params
 
 
@@ -32,6 +33,7 @@ def test_word2vec_runs_once_into_the_benchmark_folder(tmp_path, w2v_params):
     assert bench.vectors(first, "ner") >= 0.0  # seconds of the stage
     vectors = tmp_path / "bench" / "word2vec" / "vectors.txt"
     assert vectors.is_file() and first["ner"]["train"]["embeddings_file"] == str(vectors)
+    assert first["ner"]["prepare"]["embedding_words"] == str(vectors)  # the vocabulary's words too
     assert not (tmp_path / "out" / "word2vec").exists()  # the pipeline's own output is left alone
     assert bench.vectors(second, "ner") == 0.0 and second["ner"]["train"]["embeddings_file"] == str(vectors)
     assert bench.vectors(copy.deepcopy(w2v_params), "sentiment") is None  # random init: no vectors

@@ -88,7 +88,8 @@ def fake_result(with_flair=True):
         "versions": {"keras": "3.15.1", **({"flair": "0.15.1"} if with_flair else {})},
         "data": {"train_sentences": 2000, "train_tokens": 30000, "measured_epochs": 3, "warmup_epochs": 1,
                  "test_sentences": 3453, "test_tokens": 46435},
-        "ner": {"train_tokens_per_second": 6000, "inference_tokens_per_second": 60000, "inference_batch_size": 256},
+        "ner": {"train_tokens_per_second": 6000, "inference_tokens_per_second": 60000, "inference_batch_size": 256,
+                "bare_reference": {"train_tokens_per_second": 18000}, "bare_ratio": 6000 / 18000},
         "flair": flair,
         "training_ratio": 12.0 if with_flair else None,
         "inference_ratio": 15.0 if with_flair else None,
@@ -110,6 +111,10 @@ def test_format_table_with_flair():
     assert "target NER training >= 10x flair: met" in table
     # The target is judged on input order; the length-sorted client is shown as the best.
     assert "50,000 tokens/s: NOT met (input order), best 55,000" in table
+    row = next(line for line in table.splitlines() if "bare Keras Bi-LSTM, same NER batches" in line)
+    assert [c.strip() for c in row.split("|")][1] == "18,000"
+    assert "NER training at 0.33x the bare Keras Bi-LSTM of the same size" in table
+    assert "IMDB training at" not in table  # no IMDB reference in this result
     assert "warning" not in table
 
 
@@ -195,6 +200,13 @@ def test_our_side_results_are_sane(our_run):
     assert ner["model"]["hidden_size"] == 16 and ner["batch_size"] == 8
     assert saved["data"]["test_tokens"] == sum(len(t) for t, _ in make_sentences(24, seed=3))
     assert saved["flair"] is None and saved["training_ratio"] is None
+    bare = ner["bare_reference"]
+    assert bare["model"] == "Embedding(%d, 16, mask_zero) -> Bidirectional(LSTM(16, return_sequences)) -> Dense(%d)" % (
+        len(json.loads((work / "ner" / "vocab.json").read_text())["words"]),
+        len(json.loads((work / "ner" / "vocab.json").read_text())["tags"]))
+    assert len(bare["epoch_seconds"]) == 3 and bare["train_tokens_per_second"] > 0
+    assert ner["bare_ratio"] == pytest.approx(ner["train_tokens_per_second"] / bare["train_tokens_per_second"], abs=0.006)
+    assert "NER training at" in table and "IMDB training at" in table
 
 
 def test_saved_model_results_are_sane(our_run):
@@ -216,6 +228,8 @@ def test_imdb_results_are_sane(our_run):
     imdb = result["imdb"]
     assert imdb["documents"] == 12 and imdb["tokens"] > 12 and imdb["train_tokens_per_second"] > 0
     assert len(imdb["epoch_seconds"]) == 3
+    assert imdb["bare_reference"]["model"].endswith("Bidirectional(LSTM(8)) -> Dense(2)")
+    assert imdb["bare_reference"]["train_tokens_per_second"] > 0 and imdb["bare_ratio"] > 0
 
 
 @needs_flair
