@@ -56,7 +56,7 @@ def bare_reference(features, y, batch_size, seed, sizes, per_token, epochs, warm
     words = keras.Input(shape=(None,), dtype="int32", name="words")
     h = keras.layers.Embedding(vocab, dim, mask_zero=True)(words)
     h = keras.layers.Bidirectional(keras.layers.LSTM(hidden, return_sequences=per_token))(h)
-    model = keras.Model(words, keras.layers.Dense(outputs)(h))
+    model = keras.Model({"words": words}, keras.layers.Dense(outputs)(h))  # the batches are dicts
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     timer = EpochTimer()
     model.fit(fit_data(batches), epochs=warmup + epochs, shuffle=False, callbacks=[timer], verbose=0)
