@@ -112,6 +112,37 @@ def test_export_fails_when_entity_scores_disagree(run_dir, monkeypatch, capsys):
     assert "first: entity scores differ" in err and err.count("\n") == 1, err
 
 
+def test_export_holds_entity_scores_to_1e_5(run_dir, monkeypatch, capsys):
+    tmp, params, _ = run_dir
+    real = serving.in_memory_tags
+
+    def nudged(*args, **kwargs):
+        tags, scores = real(*args, **kwargs)
+        return tags, [np.where(s > 0, s - 2e-5, s) for s in scores]
+
+    monkeypatch.setattr(serving, "in_memory_tags", nudged)
+    assert export.main(["ner", "--params", str(params)]) == 1
+    assert "first: entity scores differ" in capsys.readouterr().err
+
+
+def test_entity_scorer_matches_entity_confidences_at_each_temperature(run_dir):
+    from pipelines.tasks.ner import TASK
+    from pipelines.tasks.ner.model import EntityScorer, entity_confidences
+
+    _, _, out = run_dir
+    model, encoder = TASK.load_model(out / "model.keras"), TASK.encoder(out)
+    split = TASK.load_split(out, "validation")
+    scorer = EntityScorer(model, encoder, split, batch_size=5)
+    for temperature in (0.5, 1.0, 2.0):
+        scores, correct = scorer(temperature)
+        model.score_temperature = temperature
+        expected, expected_correct = entity_confidences(model, encoder, split, batch_size=5)
+        assert len(scores) == len(expected) > 0 and sorted(correct) == sorted(expected_correct)
+        np.testing.assert_allclose(sorted(scores), sorted(expected), atol=1e-4)
+    # A different temperature gives different scores (the scorer does not reuse them).
+    assert not np.allclose(sorted(scorer(0.5)[0]), sorted(scorer(2.0)[0]))
+
+
 def test_evaluate_measures_the_calibration_of_entity_scores(run_dir):
     _, _, out = run_dir
     details = json.loads((out / "evaluation.json").read_text())

@@ -112,6 +112,20 @@ def test_prepare_ner_unknown_test_type(prepared, tmp_path):
                           "test.txt:", "'B-DATE' in the test split has an entity type that never occurs in train")
 
 
+@pytest.mark.parametrize("content, expected", [
+    (None, "ner.prepare.embedding_words: {path} not found (run the word2vec stage first"),
+    (b"2 2\nparis 0.1 0.2\nbad\xff 0 1\n", "{path}:3: not valid UTF-8"),
+])
+def test_prepare_ner_bad_embedding_words_file(prepared, tmp_path, content, expected):
+    _, params = prepared
+    vectors = tmp_path / "vectors.txt"
+    if content is not None:
+        vectors.write_bytes(content)
+    path = edited(params, tmp_path, "p", **{"ner.prepare.embedding_words": str(vectors)})
+    assert_one_line_error(run_stage("pipelines.prepare", "ner", "--params", str(path)), "prepare",
+                          expected.format(path=vectors))
+
+
 @pytest.mark.parametrize("task", ["ner", "sentiment"])
 def test_missing_source_and_missing_task_section(prepared, tmp_path, task):
     _, params = prepared
@@ -128,6 +142,7 @@ def test_missing_source_and_missing_task_section(prepared, tmp_path, task):
     ("ner", {"ner.train.optimizer": "adamw2"}, "unknown optimizer 'adamw2'"),
     ("sentiment", {"sentiment.train.embeddings_file": "nowhere/vectors.txt"}, "embeddings file not found"),
     ("sentiment", {"sentiment.train.mixed_precision": "float8"}, "train.mixed_precision must be null or one of"),
+    ("ner", {"ner.train.min_steps": -5}, "ner.train.min_steps must be >= 0 or null, got -5"),
 ])
 def test_train_bad_params(prepared, tmp_path, task, overrides, expected):
     _, params = prepared

@@ -68,9 +68,9 @@ def train(task, params, out, callbacks=()):
             batches = BucketBatcher(encoder.encode(train_split.tokens), train_split.y, batch_size=cfg["batch_size"],
                                     shuffle=True, seed=seed, exact_lengths=runtime.padding_free)
             validation = task.validation_monitor(encoder, val_split, cfg, runtime.padding_free)
-            schedule = Schedule(cfg, len(batches))
+            schedule = Schedule(cfg, len(batches), f"{task.name}.train")
             if schedule.scale > 1:
-                print(f"train: {schedule.describe(int(cfg['min_steps']))}")
+                print(f"train: {schedule.describe()}")
             with runtime.scope():
                 model = task.build_model({**model_cfg, "rnn_mask": not runtime.padding_free}, encoder.vocab)
                 embeddings_found = init_embeddings(model) if init_embeddings else None

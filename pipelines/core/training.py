@@ -31,11 +31,11 @@ class Schedule:
     patience and decay (per update) of a large one instead of stopping while it still learns.
     """
 
-    def __init__(self, cfg, steps_per_epoch):
+    def __init__(self, cfg, steps_per_epoch, section="train"):
         epochs, patience = int(cfg["epochs"]), int(cfg["patience"])
-        min_steps = int(cfg.get("min_steps") or 0)
+        self.min_steps = min_steps = int(cfg.get("min_steps") or 0)
         if min_steps < 0:
-            raise ParamsError(f"min_steps must be >= 0 or null, got {cfg['min_steps']}")
+            raise ParamsError(f"{section}.min_steps must be >= 0 or null, got {cfg['min_steps']}")
         self.steps_per_epoch = max(1, int(steps_per_epoch))
         self.scale = max(1.0, min_steps / (epochs * self.steps_per_epoch)) if epochs > 0 else 1.0
         self.epochs = math.ceil(epochs * self.scale - 1e-9)
@@ -46,8 +46,8 @@ class Schedule:
         return {"epoch_scale": round(self.scale, 3), "max_epochs": self.epochs, "patience": self.patience,
                 "steps_per_epoch": self.steps_per_epoch}
 
-    def describe(self, min_steps):
-        return (f"{self.steps_per_epoch} batches per epoch, at least {min_steps:,} updates (min_steps): "
+    def describe(self):
+        return (f"{self.steps_per_epoch} batches per epoch, at least {self.min_steps:,} updates (min_steps): "
                 f"up to {self.epochs} epochs, patience {self.patience}, learning-rate decay per "
                 f"{self.unit_steps:.0f} updates")
 

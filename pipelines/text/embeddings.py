@@ -22,9 +22,7 @@ def load_vectors(path, vocab, dim, normalize=None, seed=0):
     with open(path, "rb") as f:
         for line_no, line in enumerate(lines_of(path, f), start=1):
             parts = line.rstrip("\n").rstrip().split(" ")
-            if line_no == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                continue  # word2vec header
-            if len(parts) < 2:
+            if is_header(line_no, parts) or len(parts) < 2:
                 continue
             word, values = parts[0], parts[1:]
             if len(values) != dim:
@@ -44,16 +42,19 @@ def load_vectors(path, vocab, dim, normalize=None, seed=0):
     return matrix, len(found)
 
 
+def is_header(line_no, parts):
+    """Whether a line split on spaces is word2vec's `count dim` header."""
+    return line_no == 1 and len(parts) == 2 and all(p.isdigit() for p in parts)
+
+
 def vector_words(path, normalize=None):
     """The words of a vectors file (GloVe or word2vec text), normalised, each once, in file
     order (frequent first in word2vec files)."""
     words = {}
     with open(path, "rb") as f:
         for line_no, line in enumerate(lines_of(path, f), start=1):
-            parts = line.rstrip("\n").split(" ", 2)
-            if line_no == 1 and len(parts) == 2 and all(p.strip().isdigit() for p in parts):
-                continue  # word2vec header
-            if len(parts) < 2 or not parts[0]:
+            parts = line.rstrip("\n").rstrip().split(" ", 2)
+            if is_header(line_no, parts) or len(parts) < 2 or not parts[0]:
                 continue
             words.setdefault(normalize(parts[0]) if normalize else parts[0], None)
     return list(words)

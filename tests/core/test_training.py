@@ -36,9 +36,9 @@ def test_schedule_stretches_a_small_dataset_to_min_steps():
     # The decay counts updates: lr / (1 + d * updates / 400), as on the large dataset.
     decayed = make_optimizer({"optimizer": "adam", "learning_rate": 0.01, "lr_decay": 0.5}, schedule.unit_steps)
     assert float(decayed._learning_rate(800)) == pytest.approx(0.01 / (1 + 0.5 * 2))
-    assert "up to 171 epochs, patience 35, learning-rate decay per 400 updates" in schedule.describe(16000)
-    with pytest.raises(ParamsError, match="min_steps must be >= 0"):
-        Schedule({"epochs": 40, "patience": 8, "min_steps": -1}, 94)
+    assert "up to 171 epochs, patience 35, learning-rate decay per 400 updates" in schedule.describe()
+    with pytest.raises(ParamsError, match="ner.train.min_steps must be >= 0"):
+        Schedule({"epochs": 40, "patience": 8, "min_steps": -1}, 94, "ner.train")
 
 
 def test_unknown_optimizer_is_a_params_error():

@@ -63,21 +63,26 @@ def predict_tags_and_scores(model, features, tag_names, batch_size=256):
     return [r[:, 0].astype(np.int32) for r in rows], [r[:, 1].astype(np.float32) for r in rows]
 
 
-def entity_confidences(model, encoder, split, batch_size=256):
-    """(scores, correct) of every predicted entity of a split: its confidence, and whether
-    gold has exactly that span and type (IOB2 spans, as conlleval reads them)."""
+def predicted_entities(ids, gold_tags, vocab):
+    """(first token, correct) of each entity one sentence's tag ids predict: whether gold has
+    exactly that span and type (IOB2 spans, as conlleval reads them)."""
     from pipelines.tasks.ner.labels import get_spans
 
+    pred = to_iob2(decode_names([ids], vocab["tags"]), vocab["tag_scheme"])[0]
+    gold_spans = set(get_spans(to_iob2([gold_tags], vocab["tag_scheme"])[0], "IOB2"))
+    return [(span[1], span in gold_spans) for span in get_spans(pred, "IOB2")]
+
+
+def entity_confidences(model, encoder, split, batch_size=256):
+    """(scores, correct) of every predicted entity of a split: its confidence, and whether
+    it is right (`predicted_entities`)."""
     vocab = encoder.vocab
     ids, scores = predict_tags_and_scores(model, encoder.encode(split.tokens), vocab["tags"], batch_size)
-    pred = to_iob2(decode_names(ids, vocab["tags"]), vocab["tag_scheme"])
-    gold = to_iob2(split.extra["tags"], vocab["tag_scheme"])
     confidences, correct = [], []
-    for p, g, s in zip(pred, gold, scores):
-        gold_spans = set(get_spans(g, "IOB2"))
-        for span in get_spans(p, "IOB2"):
-            confidences.append(float(s[span[1]]))
-            correct.append(span in gold_spans)
+    for row_ids, gold, s in zip(ids, split.extra["tags"], scores):
+        for start, right in predicted_entities(row_ids, gold, vocab):
+            confidences.append(float(s[start]))
+            correct.append(right)
     return confidences, correct
 
 
@@ -94,13 +99,11 @@ class EntityScorer:
         import numpy as np
 
         from pipelines.core.batching import BucketBatcher
-        from pipelines.tasks.ner.labels import get_spans
 
         vocab = encoder.vocab
         self.model, self.tags = model, tag_descriptions(vocab["tags"])
         batcher = BucketBatcher(encoder.encode(split.tokens), None, batch_size=batch_size, shuffle=False,
                                 exact_lengths=not getattr(model, "rnn_mask", True))
-        gold = to_iob2(split.extra["tags"], vocab["tag_scheme"])
         self.batches, self.starts, self.correct = [], [], []
         for i in range(len(batcher)):
             (x,) = batcher[i]
@@ -111,11 +114,9 @@ class EntityScorer:
             ids = keras.ops.convert_to_numpy(ids)
             starts = []
             for row, j in enumerate(batcher.batch_indices[i]):
-                pred = to_iob2(decode_names([ids[row, : batcher.lengths[j]]], vocab["tags"]), vocab["tag_scheme"])[0]
-                gold_spans = set(get_spans(gold[j], "IOB2"))
-                for span in get_spans(pred, "IOB2"):
-                    starts.append((row, span[1]))
-                    self.correct.append(span in gold_spans)
+                for start, right in predicted_entities(ids[row, : batcher.lengths[j]], split.extra["tags"][j], vocab):
+                    starts.append((row, start))
+                    self.correct.append(right)
             self.starts.append(np.asarray(starts, dtype=np.int64).reshape(-1, 2))
 
     def __call__(self, temperature):
