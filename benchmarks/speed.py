@@ -68,10 +68,12 @@ def bare_reference(features, y, batch_size, seed, sizes, per_token, epochs, warm
             "train_tokens_per_second": round(tps)}
 
 
-def timed_training(task, params, encoder, tokens, y, epochs, warmup, unit, log=print, bare=None):
+def timed_training(task, params, encoder, tokens, y, epochs, warmup, unit, log=print, bare=None,
+                   profile_batches=40):
     """Builds and compiles the task's model as the train stage does (random embeddings) and fits
     it on (tokens, y) without validation; returns (result dict, model). `bare`: (sizes,
-    per_token) of a bare_reference trained next on the same batches."""
+    per_token) of a bare_reference trained next on the same batches. Then the step profile
+    (benchmarks/step_profile.py) of the trained model on `profile_batches` of those batches."""
     from pipelines.core.batching import BucketBatcher, fit_data
     from pipelines.core.runtime import seed_everything
     from pipelines.core.training import EpochTimer, make_optimizer
@@ -93,6 +95,11 @@ def timed_training(task, params, encoder, tokens, y, epochs, warmup, unit, log=p
     result = {unit: len(tokens), "tokens": n_tokens, "batch_size": int(cfg["batch_size"]),
               "epoch_seconds": [round(s, 3) for s in seconds], "epoch_losses": [round(x, 4) for x in losses],
               "train_tokens_per_second": round(tps), "model": dict(section["model"])}
+    if profile_batches:
+        from benchmarks.step_profile import format_profile, profile_step
+
+        result["step_profile"] = profile_step(task.name, model, batches, num_batches=profile_batches)
+        log(*format_profile(task.name, result["step_profile"]))
     if bare is not None:
         result["bare_reference"] = bare_reference(features, y, cfg["batch_size"], seed, *bare, epochs, warmup,
                                                   n_tokens, log)

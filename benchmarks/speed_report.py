@@ -10,6 +10,8 @@ import platform
 
 import numpy as np
 
+from benchmarks.step_profile import format_profile
+
 NER_TRAINING_TARGET = 10.0      # ours / flair training tokens/s
 SAVED_MODEL_TARGET = 50_000     # SavedModel batched tokens/s on a 2-core CPU
 
@@ -155,5 +157,8 @@ def format_table(result):
         if run and run.get("bare_ratio") is not None:
             tail.append(f"{name} training at {run['bare_ratio']:.2f}x the bare Keras Bi-LSTM of the same size "
                         "(below 1: time spent outside the recurrent layer)")
+    for name, run in (("NER", ner), ("IMDB", imdb)):
+        if run and run.get("step_profile"):
+            tail.extend(format_profile(name, run["step_profile"]))
     warning = busy_warning(m)
     return "\n".join(head + [""] + lines + [""] + tail + ([warning] if warning else []))

@@ -9,6 +9,7 @@ a line every ~10 s with an ETA, a bar on a terminal.
 """
 
 import argparse
+import functools
 import gzip
 import json
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 from pipelines.core.config import load_params, resolve_path
 from pipelines.core.errors import ParamsError
 from pipelines.core.io import save_json
+from pipelines.core.parallel import map_chunks
 from pipelines.core.progress import Progress
 from pipelines.text.tokenizer import clean_markup, normalize_word, tokenize
 
@@ -49,28 +51,40 @@ def count_lines(path):
     return n + (last != b"\n")
 
 
+def tokenize_records(lines, path, field, lowercase, digits_to_zero):
+    """(token lists, records without the field) of a chunk of (line number, JSON line) pairs."""
+    sentences, skipped = [], 0
+    for line_no, line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{line_no}: not valid JSON: {err.msg}") from None
+        text = record.get(field) if isinstance(record, dict) else None
+        if not isinstance(text, str):
+            skipped += 1
+            continue
+        tokens = tokenize(clean_markup(text))
+        if tokens:
+            sentences.append([normalize_word(t, lowercase, digits_to_zero) for t in tokens])
+    return sentences, skipped
+
+
 def read_corpus(paths, field, lowercase, digits_to_zero):
-    """Token lists, one per record; records without the field are counted, not kept."""
+    """Token lists, one per record; records without the field are counted, not kept.
+    The tokenising runs on every usable CPU (pipelines.core.parallel), in file order."""
     sentences, skipped = [], 0
     total = sum(count_lines(path) for path in paths)
     with Progress("word2vec: reading and tokenising the corpus", total=total, unit="lines") as progress:
         for path in paths:
             with open_text(path) as f:
-                for line_no, line in enumerate(f, start=1):
-                    progress.update()
-                    if not line.strip():
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as err:
-                        raise ValueError(f"{path}:{line_no}: not valid JSON: {err.msg}") from err
-                    text = record.get(field) if isinstance(record, dict) else None
-                    if not isinstance(text, str):
-                        skipped += 1
-                        continue
-                    tokens = tokenize(clean_markup(text))
-                    if tokens:
-                        sentences.append([normalize_word(t, lowercase, digits_to_zero) for t in tokens])
+                lines = list(enumerate(f, start=1))
+            chunk_fn = functools.partial(tokenize_records, path=str(path), field=field, lowercase=lowercase,
+                                         digits_to_zero=digits_to_zero)
+            for chunk_sentences, chunk_skipped in map_chunks(chunk_fn, lines, progress=progress):
+                sentences.extend(chunk_sentences)
+                skipped += chunk_skipped
     return sentences, skipped
 
 

@@ -103,7 +103,7 @@ def tiny_params(tmp_path, source, **overrides):
     ner["prepare"]["source"] = str(source)
     ner["prepare"]["embedding_words"] = None
     ner["model"].update(word_dim=16, char_dim=8, char_filters=8, char_hidden_size=8, hidden_size=16)
-    ner["train"].update(epochs=2, batch_size=8, patience=2, min_steps=None, embeddings_file=None)
+    ner["train"].update(epochs=2, batch_size=8, patience=2, min_steps=None, ema_momentum=None, embeddings_file=None)
     # A tiny unlabelled corpus for the word2vec stage (run by the dvc test).
     (Path(tmp_path) / "corpus").mkdir(exist_ok=True)
     corpus = Path(tmp_path) / "corpus" / "corpus.jsonl"

@@ -56,11 +56,12 @@ def prepared(tmp_path_factory):
     assert prepare.main(["ner", "--params", str(base)]) == 0
     prepared_out = tmp / "out" / "ner"
 
-    def new_run(name):
+    def new_run(name, **train):
         cfg = yaml.safe_load(base.read_text())
         out = tmp / name / "ner"
         shutil.copytree(prepared_out, out)
         cfg["ner"]["out_dir"] = str(out)
+        cfg["ner"]["train"].update(train)
         params = tmp / f"{name}.yaml"
         params.write_text(yaml.safe_dump(cfg))
         return params, out
@@ -145,3 +146,22 @@ def test_a_state_from_other_params_is_not_resumed(prepared):
     assert result.returncode == 0, result.stderr
     assert "from a run with other settings or data; training from scratch" in result.stdout
     assert len(json.loads((out / "history.json").read_text())) == EPOCHS
+
+
+def test_weight_averaging_killed_between_epochs_resumes_into_the_uninterrupted_run(prepared, reference):
+    # The saved state holds the average in the model and the training weights in the optimizer;
+    # a resumed run that did not swap them back would train on from the average.
+    params, out = prepared("averaged", ema_momentum=0.5)
+    result = run_train(params)
+    assert result.returncode == 0, result.stderr
+    averaged = weights(out / "model.keras")
+    assert not all(np.array_equal(a, b) for a, b in zip(weights(reference / "model.keras"), averaged))
+
+    params, out = prepared("averaged_killed", ema_momentum=0.5)
+    result = run_train(params, "epoch_end:2")
+    assert result.returncode == -signal.SIGKILL
+    result = run_train(params)
+    assert result.returncode == 0, result.stderr
+    assert "resuming the interrupted run after epoch 2" in result.stdout
+    for a, b in zip(averaged, weights(out / "model.keras")):
+        assert np.array_equal(a, b)

@@ -134,3 +134,16 @@ def test_stage_reports_progress_with_an_eta(tmp_path, conll_dir, capsys, monkeyp
                for x in training)
     assert re.fullmatch(pattern.format("training", f"{total}/{total} texts", 100, f", epoch {epochs}/{epochs}"),
                         training[-1])
+
+
+def test_reading_on_worker_processes_equals_the_serial_reading(tmp_path, monkeypatch):
+    from pipelines.core import parallel
+
+    texts = [f"Review {i}: I'd say it's {'good' if i % 3 else 'bad'}.<br />Seen in {1990 + i % 30}!" for i in range(900)]
+    path = write_corpus(tmp_path / "c.jsonl", texts)
+    serial = word2vec.read_corpus([path], "text", True, True)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_ITEMS", 0)
+    assert word2vec.read_corpus([path], "text", True, True) == serial
+    path.write_text(path.read_text() + "{oops\n")
+    with pytest.raises(ValueError, match=r"c\.jsonl:901: not valid JSON"):
+        word2vec.read_corpus([path], "text", True, True)

@@ -19,7 +19,8 @@ from pipelines.core.train_state import file_digest
 from pipelines.core.training import Schedule, fit_resumable, make_optimizer, median_throughput, save_inference_model
 from pipelines.text.embeddings import EmbeddingInitializer, VectorsFileError
 
-RECORDED_TRAIN_KEYS = ("optimizer", "learning_rate", "lr_decay", "clipnorm", "batch_size", "min_steps")
+RECORDED_TRAIN_KEYS = ("optimizer", "learning_rate", "lr_decay", "clipnorm", "batch_size", "min_steps",
+                      "ema_momentum")
 
 
 def embeddings_initializer(train_cfg, encoder, seed):
@@ -74,7 +75,8 @@ def train(task, params, out, callbacks=()):
             with runtime.scope():
                 model = task.build_model({**model_cfg, "rnn_mask": not runtime.padding_free}, encoder.vocab)
                 embeddings_found = init_embeddings(model) if init_embeddings else None
-                model.compile(optimizer=make_optimizer(cfg, schedule.unit_steps), metrics=task.compile_metrics(model) or None,
+                optimizer = make_optimizer(cfg, schedule.unit_steps, f"{task.name}.train")
+                model.compile(optimizer=optimizer, metrics=task.compile_metrics(model) or None,
                               jit_compile=runtime.jit_compile)
                 runtime.jit_compile = model.jit_compile  # what Keras resolved "auto" to
         metric, mode = task.selection(cfg)

@@ -52,9 +52,10 @@ class Schedule:
                 f"{self.unit_steps:.0f} updates")
 
 
-def make_optimizer(cfg, steps_per_epoch=1):
-    """Optimizer from a train params section; `lr_decay` d gives lr / (1 + d * epoch), an
-    epoch being `steps_per_epoch` updates (a Schedule's unit_steps)."""
+def make_optimizer(cfg, steps_per_epoch=1, section="train"):
+    """Optimizer from a train params section (named `section` in errors); `lr_decay` d gives
+    lr / (1 + d * epoch), an epoch being `steps_per_epoch` updates (a Schedule's unit_steps).
+    `ema_momentum` m keeps an exponential moving average of the weights (Keras' use_ema)."""
     name = cfg["optimizer"].lower()
     if name not in OPTIMIZERS:
         raise ParamsError(f"unknown optimizer {cfg['optimizer']!r}; choose from {', '.join(OPTIMIZERS)}")
@@ -67,7 +68,40 @@ def make_optimizer(cfg, steps_per_epoch=1):
     kwargs = {"learning_rate": learning_rate}
     if cfg.get("clipnorm"):
         kwargs["clipnorm"] = float(cfg["clipnorm"])
+    momentum = ema_momentum(cfg, section)
+    if momentum is not None:
+        kwargs.update(use_ema=True, ema_momentum=momentum)
     return OPTIMIZERS[name](**kwargs)
+
+
+def ema_momentum(cfg, section="train"):
+    """The train section's `ema_momentum` (None: no weight averaging), checked."""
+    value = cfg.get("ema_momentum")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
+        raise ParamsError(f"{section}.ema_momentum must be null or a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+class AveragedWeightsSwap(keras.callbacks.SwapEMAWeights):
+    """Keras' SwapEMAWeights(swap_on_epoch=True): from each epoch's end to the next epoch's start
+    the model holds the moving average, so validation, model selection and the saved states all
+    see it, and the optimizer's average slots hold the training weights.
+
+    `resumed`: the model was restored from a state saved at an epoch end, i.e. with the average
+    in the model, so the first epoch must swap back before it trains.
+    """
+
+    def __init__(self, resumed=False):
+        super().__init__(swap_on_epoch=True)
+        self._ema_weights_in_model = bool(resumed)
+
+    def _swap_variables(self):
+        optimizer = self.model.optimizer
+        if not self._ema_weights_in_model and hasattr(optimizer, "bring_averages_up_to_date"):
+            optimizer.bring_averages_up_to_date()  # the lazy optimizers' rows that missed steps
+        super()._swap_variables()
 
 
 def save_inference_model(checkpoint, runtime, path, finish=None):
@@ -189,13 +223,15 @@ def fit_resumable(model, train_data, epochs, work_dir, monitor, patience, callba
         return state, timer
     tty = sys.stdout.isatty()
     progress = [] if tty else [PeriodicProgress(len(train_data))]
+    # First, so that every later on_epoch_end (timing aside) sees the averaged weights.
+    averaging = [AveragedWeightsSwap(resumed=initial_epoch > 0)] if getattr(model.optimizer, "use_ema", False) else []
     model.fit(
         fit_data(train_data),
         epochs=epochs,
         initial_epoch=initial_epoch,
         shuffle=False,  # the batchers shuffle themselves, seeded by epoch
         validation_data=fit_data(validation_data),
-        callbacks=[timer, *progress, *callbacks, state, *faults.callbacks()],
+        callbacks=[*averaging, timer, *progress, *callbacks, state, *faults.callbacks()],
         verbose=1 if tty else 2,
     )
     return state, timer

@@ -262,7 +262,27 @@ _PY_MARKUP = [(re.compile(p), r) for p, r in markup_rules("python")]
 # --- public API -------------------------------------------------------------------
 
 
+def _padding_splitter(pattern: re.Pattern, repl: str):
+    """`pattern.sub(" \\g<0> ", text)` as `" ".join(split on the pattern, captured)`: the same
+    text, with the regex engine doing all the work (CPython's sub expands the template in
+    Python once per match, i.e. once per token). Needs a pattern without groups."""
+    if repl != " \\g<0> " or pattern.groups:
+        return None
+    splitter = re.compile(f"({pattern.pattern})", pattern.flags)
+    return lambda text: " ".join(splitter.split(text))
+
+
+_PY_TOKENIZE_STEPS = [_padding_splitter(p, r) or (lambda text, p=p, r=r: p.sub(r, text)) for p, r in _PY_TOKENIZE]
+
+
 def tokenize(text: str) -> list[str]:
+    for step in _PY_TOKENIZE_STEPS:
+        text = step(text)
+    return [t for t in text.split(" ") if t]
+
+
+def tokenize_by_rules(text: str) -> list[str]:
+    """`tokenize` applying every rule with `re.sub`, as written (what RE2 does in the SavedModel)."""
     for pat, repl in _PY_TOKENIZE:
         text = pat.sub(repl, text)
     return [t for t in text.split(" ") if t]

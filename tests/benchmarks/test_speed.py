@@ -207,6 +207,14 @@ def test_our_side_results_are_sane(our_run):
     assert len(bare["epoch_seconds"]) == 3 and bare["train_tokens_per_second"] > 0
     assert ner["bare_ratio"] == pytest.approx(ner["train_tokens_per_second"] / bare["train_tokens_per_second"], abs=0.006)
     assert "NER training at" in table and "IMDB training at" in table
+    for name, run, parts in (("NER", ner, ["embeddings + chars", "Bi-LSTM", "tag logits + CRF loss"]),
+                             ("IMDB", saved["imdb"], ["embeddings", "Bi-LSTM", "pooling + head"])):
+        profile = run["step_profile"]
+        assert [p["part"] for p in profile["parts"]] == [*parts, "optimizer update"]
+        assert profile["step_ms"] > 0 and all(p["ms_per_step"] >= 0 for p in profile["parts"])
+        assert sum(p["ms_per_step"] for p in profile["parts"]) == pytest.approx(max(profile["cumulative_ms"]), abs=0.05)
+        assert profile["batches"] >= 1 and profile["rounds"] == 3
+        assert any(line.startswith(f"{name} step {profile['step_ms']:.1f} ms: {parts[0]} ") for line in table.splitlines())
 
 
 def test_saved_model_results_are_sane(our_run):

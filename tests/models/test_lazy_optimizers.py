@@ -105,3 +105,25 @@ def test_make_optimizer_names():
     assert type(make_optimizer({**base, "optimizer": "adam"})) is keras.optimizers.Adam
     with pytest.raises(ValueError, match="unknown optimizer 'lazy_sgd'"):
         make_optimizer({**base, "optimizer": "lazy_sgd"})
+
+
+@pytest.mark.parametrize("cls", [LazyAdam, LazyNadam])
+def test_lazy_moving_average_equals_keras_dense_average(cls):
+    # Rows 10..49 are first used after step 6, others never: their averages catch up in closed form.
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((None,), dtype="int32")
+    out = keras.layers.Dense(1)(keras.ops.mean(keras.layers.Embedding(60, 4)(ids), axis=1))
+    model = keras.Model(ids, out)
+    optimizer = cls(learning_rate=0.05, clipnorm=1.0, use_ema=True, ema_momentum=0.8)
+    model.compile(optimizer=optimizer, loss="mse")
+    rng = np.random.default_rng(0)
+    dense = None
+    for step in range(12):
+        model.train_on_batch(rng.integers(0, 10 if step < 6 else 50, (4, 3)), rng.normal(size=(4, 1)))
+        values = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+        dense = values if dense is None else [0.8 * a + 0.2 * v for a, v in zip(dense, values)]
+    optimizer.bring_averages_up_to_date()
+    averages = [keras.ops.convert_to_numpy(a) for a in optimizer._model_variables_moving_average]
+    assert optimizer._lazily_averaged == {0}  # the embedding; the dense kernel is averaged as Keras does
+    for got, want in zip(averages, dense):
+        np.testing.assert_allclose(got, want, atol=1e-6)

@@ -266,3 +266,14 @@ def test_normalize_word_values():
     assert normalize_word("ÄB9", True, False) == "Äb9"  # ASCII-only lowercasing
     assert normalize_word("ÄB9", False, True) == "ÄB0"
     assert normalize_word("ÄB9", False, False) == "ÄB9"
+
+
+@pytest.mark.skipif(not IMDB_TEST.exists(), reason=f"IMDB data not found at {IMDB_TEST}")
+def test_split_based_tokenize_equals_the_rules_applied_with_sub():
+    from pipelines.text.tokenizer import tokenize_by_rules
+
+    texts = [clean_markup(r) for r in _imdb_reviews(300)] + _conll_sentences(300) + [
+        "", " ", "a", "U.S.-led talks", "don't", "1. Jordan", "Corp.", "rock'n'roll 1,000.50", "a--b...c",
+        "http://x.org/a?b=1.", "mail me@x.co.uk now", "5 ' s", "I'm here ' ll", "\u00a0x\u2009y",
+    ]
+    assert [tokenize(t) for t in texts] == [tokenize_by_rules(t) for t in texts]

@@ -67,19 +67,28 @@ class DocumentEncoder:
         return truncate_tokens(tokenize_document(text), self.max_tokens, self.truncate)
 
     def word_ids(self, tokens):
-        # An empty document is one unknown word, so no row is made only of padding.
-        ids = self.words.lookup(self.normalize(t) for t in tokens) or [self.words.oov_id]
-        return np.array(ids, dtype=np.int32)
+        return self._word_ids([self.normalize(t) for t in tokens])
 
     def ngram_ids(self, tokens):
+        return self._ngram_ids([self.normalize(t) for t in tokens])
+
+    def _word_ids(self, normed):
+        # An empty document is one unknown word, so no row is made only of padding.
+        return np.array(self.words.lookup(normed) or [self.words.oov_id], dtype=np.int32)
+
+    def _ngram_ids(self, normed):
         # At least one (padding) id per document, so no batch has a zero-width n-gram input.
-        ids = self.ngrams.document_ids([self.normalize(t) for t in tokens]) or [0]
-        return np.array(ids, dtype=np.int32)
+        return np.array(self.ngrams.document_ids(normed) or [0], dtype=np.int32)
 
     def encode(self, token_lists):
-        features = {"words": [self.word_ids(t) for t in token_lists]}
+        features = {"words": []}
         if self.ngrams is not None:
-            features["ngrams"] = [self.ngram_ids(t) for t in token_lists]
+            features["ngrams"] = []
+        for tokens in token_lists:
+            normed = [self.normalize(t) for t in tokens]  # once for both features
+            features["words"].append(self._word_ids(normed))
+            if self.ngrams is not None:
+                features["ngrams"].append(self._ngram_ids(normed))
         return features
 
 

@@ -14,9 +14,10 @@ from pipelines.tasks.sentiment.model import predict_probabilities
 HEADLINE = ("accuracy", "macro_f1", "roc_auc")
 
 
-def baseline_scores(encoder, out, test_split, num_classes, num_logits):
+def baseline_scores(encoder, out, test_split, num_classes, num_logits, test_ngrams=None):
     """The linear baseline, fitted on the prepared train split only and scored on the test split:
-    (accuracy, macro F1, seconds spent fitting, number of n-gram features)."""
+    (accuracy, macro F1, seconds spent fitting, number of n-gram features). `test_ngrams`: the
+    test split's n-gram ids, if already encoded."""
     from sklearn.metrics import accuracy_score, f1_score
 
     from pipelines.tasks.sentiment.encoding import load_split
@@ -24,9 +25,11 @@ def baseline_scores(encoder, out, test_split, num_classes, num_logits):
 
     num_features = len(encoder.ngrams)
     train_split = load_split(out, "train")
-    X = presence_matrix(encoder.encode(train_split.tokens)["ngrams"], num_features)
+    X = presence_matrix([encoder.ngram_ids(t) for t in train_split.tokens], num_features)
     weights, intercept, seconds = fit_nb_linear(X, train_split.y, num_classes, 1 if num_logits == 1 else num_classes)
-    X_test = presence_matrix(encoder.encode(test_split.tokens)["ngrams"], num_features)
+    if test_ngrams is None:
+        test_ngrams = [encoder.ngram_ids(t) for t in test_split.tokens]
+    X_test = presence_matrix(test_ngrams, num_features)
     pred = predicted_classes(scores(X_test, weights, intercept))
     return {"accuracy": round(float(accuracy_score(test_split.y, pred)), 5),
             "macro_f1": round(float(f1_score(test_split.y, pred, average="macro", labels=range(num_classes),
@@ -63,15 +66,17 @@ def evaluate(model, encoder, split, cfg, out):
 
     labels = encoder.labels
     gold, ids = split.y, split.extra["ids"]
+    features = encoder.encode(split.tokens)  # once, for the model and the baseline
     if getattr(model, "wide", None) is not None:
         from pipelines.tasks.sentiment.model import classes_of, logit_parts
 
-        logits, deep, wide = logit_parts(model, encoder, split, cfg["batch_size"], desc="evaluate: test")
+        logits, deep, wide = logit_parts(model, encoder, split, cfg["batch_size"], desc="evaluate: test",
+                                         features=features)
         probs = keras.ops.convert_to_numpy(model.probabilities(logits))
         parts = {"recurrent": round(float(np.mean(classes_of(deep) == gold)), 5),
                  "ngram": round(float(np.mean(classes_of(wide) == gold)), 5)}
     else:
-        probs, parts = predict_probabilities(model, encoder.encode(split.tokens), cfg["batch_size"]), None
+        probs, parts = predict_probabilities(model, features, cfg["batch_size"]), None
     scores, pred = classification_metrics(gold, probs, labels)
     metrics = {k: scores[k] for k in HEADLINE if k in scores}
     details = {k: v for k, v in scores.items() if k not in metrics}
@@ -79,7 +84,8 @@ def evaluate(model, encoder, split, cfg, out):
         details["parts_accuracy"] = parts  # each side of the model alone
     if encoder.ngrams is not None and cfg.get("baseline", True):
         with heartbeat("evaluate: fitting the n-gram baseline on the train split"):
-            baseline = baseline_scores(encoder, out, split, len(labels), getattr(model, "num_logits", len(labels)))
+            baseline = baseline_scores(encoder, out, split, len(labels), getattr(model, "num_logits", len(labels)),
+                                       test_ngrams=features.get("ngrams"))
         metrics["base_acc"] = baseline["accuracy"]
         metrics["base_f1"] = baseline["macro_f1"]
         details["baseline"] = {**baseline, "model": "NB-weighted logistic regression (Wang & Manning 2012), "

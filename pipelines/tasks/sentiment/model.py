@@ -50,11 +50,13 @@ def fit_mix(deep, wide, y, sigmoid):
     return [float(v) for v in best.x]
 
 
-def logit_parts(model, encoder, split, batch_size=256, desc="predicting"):
-    """(model logits, recurrent logits, wide logits) of a split, each (N, num_logits), in input order."""
+def logit_parts(model, encoder, split, batch_size=256, desc="predicting", features=None):
+    """(model logits, recurrent logits, wide logits) of a split, each (N, num_logits), in input order.
+    `features`: the split already encoded (encoder.encode(split.tokens)), if at hand."""
     parts = model.logit_parts()
     parts.rnn_mask = model.rnn_mask
-    out = np.stack(predict_in_order(parts, encoder.encode(split.tokens), batch_size, desc=desc)).astype(np.float32)
+    features = encoder.encode(split.tokens) if features is None else features
+    out = np.stack(predict_in_order(parts, features, batch_size, desc=desc)).astype(np.float32)
     n = model.num_logits
     return out[:, :n], out[:, n : 2 * n], out[:, 2 * n :]
 

@@ -22,6 +22,7 @@ When the source has no validation split, a stratified ``validation_size``
 fraction of train (by label, seeded with the global seed) becomes validation.
 """
 
+import functools
 import math
 import random
 from collections import Counter
@@ -29,6 +30,7 @@ from collections import Counter
 from pipelines.core.config import resolve_path
 from pipelines.core.errors import DataError
 from pipelines.core.io import looks_like_hub_id, save_json, save_prepared
+from pipelines.core.parallel import map_chunks
 from pipelines.core.progress import Progress, heartbeat
 from pipelines.tasks.sentiment.encoding import TRUNCATE_POLICIES, tokenize_document, truncate_tokens
 from pipelines.tasks.sentiment.labels import label_ids, label_map
@@ -122,30 +124,36 @@ def percentile(sorted_values, p):
     return sorted_values[max(k, 1) - 1]
 
 
+def tokenize_texts(texts, lowercase, digits_to_zero):
+    """(token lists, Counter of the normalised tokens) of a chunk of document texts."""
+    token_lists = [tokenize_document(text) for text in texts]
+    counts = Counter()
+    for tokens in token_lists:
+        counts.update(normalize_word(t, lowercase, digits_to_zero) for t in tokens)
+    return token_lists, counts
+
+
 def process_split(docs, lids, cfg, progress=None):
     """Tokenises and truncates; returns (columns for the Dataset, normalised token Counter, stats).
 
-    `progress` (a pipelines.core.progress.Progress), if given, counts the documents.
+    `progress` (a pipelines.core.progress.Progress), if given, counts the documents. The
+    tokenising runs on every usable CPU (pipelines.core.parallel), in document order.
     """
     max_tokens, policy = cfg["max_tokens"], cfg["truncate"]
-    lowercase, digits = cfg["lowercase"], cfg["digits_to_zero"]
     # The raw text is kept so that export can check the SavedModel on it.
-    columns = {"id": [], "text": [], "tokens": [], "label": [], "num_tokens": []}
+    columns = {"id": [doc.id for doc in docs], "text": [doc.text for doc in docs], "tokens": [],
+               "label": list(lids), "num_tokens": []}
     counts = Counter()
     truncated = empty = 0
-    for doc, lid in zip(docs, lids):
-        tokens = tokenize_document(doc.text)
-        counts.update(normalize_word(t, lowercase, digits) for t in tokens)
-        kept = truncate_tokens(tokens, max_tokens, policy)
-        truncated += len(kept) < len(tokens)
-        empty += not tokens
-        columns["id"].append(doc.id)
-        columns["text"].append(doc.text)
-        columns["tokens"].append(kept)
-        columns["label"].append(lid)
-        columns["num_tokens"].append(len(tokens))
-        if progress is not None:
-            progress.update()
+    chunk_fn = functools.partial(tokenize_texts, lowercase=cfg["lowercase"], digits_to_zero=cfg["digits_to_zero"])
+    for token_lists, chunk_counts in map_chunks(chunk_fn, columns["text"], progress=progress):
+        counts.update(chunk_counts)
+        for tokens in token_lists:
+            kept = truncate_tokens(tokens, max_tokens, policy)
+            truncated += len(kept) < len(tokens)
+            empty += not tokens
+            columns["tokens"].append(kept)
+            columns["num_tokens"].append(len(tokens))
     lengths = sorted(columns["num_tokens"])
     stats = {
         "documents": len(docs),
