@@ -62,8 +62,10 @@ class _LazyRows:
         """Brings the average of rows `ids` up to the previous step, before the rows change."""
         import tensorflow as tf
 
+        if not self.use_ema:
+            return
         index = self._get_variable_index(variable)
-        if not self.use_ema or index not in self._average_steps:
+        if index not in self._average_steps:
             return
         average = self._model_variables_moving_average[index]
         last = tf.gather(self._average_steps[index].value, ids)
@@ -77,7 +79,7 @@ class _LazyRows:
         self._lazily_averaged.add(index)
 
     def _update_model_variables_moving_average(self, trainable_variables):
-        rows, self._lazy_average_rows = getattr(self, "_lazy_average_rows", {}), {}
+        rows, self._lazy_average_rows = self._lazy_average_rows, {}
         if not self.use_ema or not rows:
             return super()._update_model_variables_moving_average(trainable_variables)
         import tensorflow as tf
