@@ -72,18 +72,23 @@ class AccuracyBenchmark:
         return round(time.perf_counter() - start, 1)
 
     def run_once(self, task, params):
-        """prepare -> train -> evaluate -> export of one seed; returns the flat result."""
+        """prepare -> pretrain -> train -> evaluate -> export of one seed; returns the flat result."""
         # The stage drivers load Keras: imported here so that `--help` stays fast.
         from pipelines.core.evaluating import evaluate
         from pipelines.core.exporting import export
+        from pipelines.core.pretraining import pretrain
         from pipelines.core.trainer import train
 
         out = self.root / task.name
         params[task.name]["out_dir"] = str(out)
-        if (out / "train_state").exists():
-            shutil.rmtree(out / "train_state")  # a benchmark never resumes
+        for state in ("train_state", "pretrain_state"):
+            if (out / state).exists():
+                shutil.rmtree(out / state)  # a benchmark never resumes
         word2vec_seconds = self.vectors(params, task.name)
         task.prepare(params[task.name]["prepare"], out, params["seed"])
+        start = time.perf_counter()
+        pretrained = pretrain(task, params, out)  # placeholders only, unless <task>.pretrain.enabled
+        pretrain_wall = time.perf_counter() - start
         start = time.perf_counter()
         summary, _ = train(task, params, out)
         train_wall = time.perf_counter() - start
@@ -97,6 +102,7 @@ class AccuracyBenchmark:
             "best_epoch": summary["best_epoch"],
             "epochs_run": summary["epochs"],
             "word2vec_seconds": word2vec_seconds,
+            "pretrain_wall_seconds": round(pretrain_wall, 1) if pretrained["enabled"] else None,
             "train_wall_seconds": round(train_wall, 1),
             "train_tokens_per_second": summary["tokens_per_s"],
             "export_parity_mismatches": report["mismatches"],

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from pipelines.core.errors import DataError
 
+# The pretrain stage's output, which the train stage reads (pipelines/core/pretraining.py).
+PRETRAINED_ENCODER_FILE = "pretrained_encoder.npz"
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -45,6 +48,32 @@ def save_prepared(out, dataset, vocab):
     out.mkdir(parents=True, exist_ok=True)
     dataset.save_to_disk(str(out / "data"))
     save_json(vocab, out / "vocab.json")
+
+
+def save_weight_groups(path, weights):
+    """{group: [arrays]} (a pretrained encoder: embedding, forward, backward) -> one .npz, crash-safe."""
+    import numpy as np
+
+    arrays = {f"{key}/{i}": np.asarray(w) for key, ws in weights.items() for i, w in enumerate(ws)}
+    atomic_write(path, lambda f: np.savez(f, **arrays), mode="wb")
+
+
+def load_weight_groups(path):
+    """The weights `save_weight_groups` wrote, or None when the file holds none (pretraining off)."""
+    import numpy as np
+
+    try:
+        with np.load(path) as data:
+            names = list(data.files)
+            grouped = {}
+            for name in names:
+                key, _, index = name.partition("/")
+                grouped.setdefault(key, {})[int(index)] = data[name]
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: not a weights file ({err}); rerun the pretrain stage") from None
+    if not grouped:
+        return None
+    return {key: [parts[i] for i in sorted(parts)] for key, parts in grouped.items()}
 
 
 def load_json(path):

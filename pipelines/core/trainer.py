@@ -8,43 +8,49 @@ history.json and history.png (per-epoch curves), train_state/ (resume state).
 import sys
 
 from pipelines.core.batching import BucketBatcher
-from pipelines.core.config import resolve_path
 from pipelines.core.errors import DataError
 from pipelines.core.hparams import tuned_settings
-from pipelines.core.io import save_json
+from pipelines.core.io import PRETRAINED_ENCODER_FILE, load_weight_groups, save_json
 from pipelines.core.progress import heartbeat
 from pipelines.core.reports import line_chart
 from pipelines.core.runtime import seed_everything, training_runtime
 from pipelines.core.train_state import file_digest
-from pipelines.core.training import Schedule, fit_resumable, make_optimizer, median_throughput, save_inference_model
-from pipelines.text.embeddings import EmbeddingInitializer, VectorsFileError
+from pipelines.core.training import (Schedule, embeddings_initializer, fit_resumable, make_optimizer, median_throughput,
+                                     save_inference_model)
 
 RECORDED_TRAIN_KEYS = ("optimizer", "learning_rate", "lr_decay", "clipnorm", "batch_size", "min_steps",
                       "ema_momentum")
 
 
-def embeddings_initializer(train_cfg, encoder, seed):
-    """An EmbeddingInitializer for `train.embeddings_file`, or None without one."""
-    if not train_cfg.get("embeddings_file"):
+def pretrained_initializer(out):
+    """callable(model) that starts the model's embedding and first Bi-RNN from the pretrain
+    stage's language models, or None when there are none (pretraining off or not run)."""
+    path = out / PRETRAINED_ENCODER_FILE
+    weights = load_weight_groups(path) if path.is_file() else None
+    if weights is None:
         return None
-    path = resolve_path(train_cfg["embeddings_file"])
-    if not path.is_file():
-        raise FileNotFoundError(f"embeddings file not found: {path}")
-    initializer = EmbeddingInitializer(path, encoder, seed)
 
     def initialize(model):
+        from models.language_model import load_encoder_weights
+
         try:
-            return initializer(model)
-        except VectorsFileError as err:  # text/ knows no stage errors; the CLIs print DataError as one line
-            raise DataError(str(err)) from None
+            load_encoder_weights(model, weights)
+        except (ValueError, AttributeError, IndexError) as err:
+            raise DataError(f"{path}: {err}; rerun the pretrain stage with the train stage's model "
+                            f"settings") from None
+        print(f"train: embedding and first Bi-RNN start from the language models in {path}")
+        return str(path)
 
     return initialize
 
 
 def data_fingerprint(out, train_split, val_split):
-    """Cheap evidence of which prepared data a run trains on: the vocabularies and the split sizes."""
+    """Cheap evidence of which prepared data a run trains on: the vocabularies, the split sizes
+    and the pretrained encoder, if any."""
     vocab = out / "vocab.json"
+    pretrained = out / PRETRAINED_ENCODER_FILE
     return {"vocab_sha256": file_digest(vocab) if vocab.is_file() else None,
+            "pretrained_sha256": file_digest(pretrained) if pretrained.is_file() else None,
             "train": [len(train_split.y), int(train_split.num_tokens)],
             "validation": [len(val_split.y), int(val_split.num_tokens)]}
 
@@ -63,6 +69,7 @@ def train(task, params, out, callbacks=()):
         train_split = task.load_split(out, "train")
         val_split = task.load_split(out, "validation")
     init_embeddings = embeddings_initializer(cfg, encoder, seed)
+    init_pretrained = pretrained_initializer(out)
     with training_runtime(cfg) as runtime:
         with heartbeat("train: building the model", stream=sys.stdout):
             task.check_runtime(runtime, model_cfg)
@@ -75,6 +82,7 @@ def train(task, params, out, callbacks=()):
             with runtime.scope():
                 model = task.build_model({**model_cfg, "rnn_mask": not runtime.padding_free}, encoder.vocab)
                 embeddings_found = init_embeddings(model) if init_embeddings else None
+                pretrained = init_pretrained(model) if init_pretrained else None
                 optimizer = make_optimizer(cfg, schedule.unit_steps, f"{task.name}.train")
                 model.compile(optimizer=optimizer, metrics=task.compile_metrics(model) or None,
                               jit_compile=runtime.jit_compile)
@@ -104,6 +112,7 @@ def train(task, params, out, callbacks=()):
     details = {
         "monitor": metric,
         "embeddings_found": embeddings_found,
+        "pretrained_encoder": pretrained,
         "hyperparameters": {**model_cfg, **{k: cfg.get(k) for k in RECORDED_TRAIN_KEYS}},
         "hyperparameters_source": source,
         "runtime": runtime.summary(),

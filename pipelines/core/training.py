@@ -10,7 +10,9 @@ import numpy as np
 from models.lazy_optimizers import LazyAdam, LazyNadam
 from pipelines.core import faults
 from pipelines.core.batching import fit_data
-from pipelines.core.errors import ParamsError, StageError
+from pipelines.core.config import resolve_path
+from pipelines.core.errors import DataError, ParamsError, StageError
+from pipelines.text.embeddings import EmbeddingInitializer, VectorsFileError
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -21,6 +23,24 @@ OPTIMIZERS = {
     "sgd": keras.optimizers.SGD,
     "rmsprop": keras.optimizers.RMSprop,
 }
+
+
+def embeddings_initializer(train_cfg, encoder, seed):
+    """An EmbeddingInitializer for `train.embeddings_file`, or None without one."""
+    if not train_cfg.get("embeddings_file"):
+        return None
+    path = resolve_path(train_cfg["embeddings_file"])
+    if not path.is_file():
+        raise FileNotFoundError(f"embeddings file not found: {path}")
+    initializer = EmbeddingInitializer(path, encoder, seed)
+
+    def initialize(model):
+        try:
+            return initializer(model)
+        except VectorsFileError as err:  # text/ knows no stage errors; the CLIs print DataError as one line
+            raise DataError(str(err)) from None
+
+    return initialize
 
 
 class Schedule:

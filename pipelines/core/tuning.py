@@ -17,7 +17,7 @@ from pipelines.core.batching import BucketBatcher, fit_data
 from pipelines.core.errors import ParamsError, StageError
 from pipelines.core.hparams import TUNABLE_TRAIN_KEYS, prepare_tuner_dir, search_name, tune_config, write_outputs
 from pipelines.core.runtime import seed_everything, training_runtime
-from pipelines.core.trainer import embeddings_initializer
+from pipelines.core.training import embeddings_initializer
 from pipelines.core.training import PeriodicProgress, make_optimizer
 
 

@@ -95,6 +95,10 @@ class Task:
         """A few lines for the terminal after prepare."""
         raise NotImplementedError
 
+    # pretrain: None, or a hook (pretrain_cfg, prepare_cfg, encoder, train_split, val_split)
+    # -> (train documents, validation documents, stats), documents as word-id arrays.
+    pretraining_corpus = None
+
     # tune / train
     def encoder(self, out):
         """The encoder of out/vocab.json: `.encode(token_lists)` -> model inputs, `.words`,

@@ -25,6 +25,7 @@ fraction of train (by label, seeded with the global seed) becomes validation.
 import functools
 import math
 import random
+import sys
 from collections import Counter
 
 from pipelines.core.config import resolve_path
@@ -34,7 +35,7 @@ from pipelines.core.parallel import map_chunks
 from pipelines.core.progress import Progress, heartbeat
 from pipelines.tasks.sentiment.encoding import TRUNCATE_POLICIES, tokenize_document, truncate_tokens
 from pipelines.tasks.sentiment.labels import label_ids, label_map
-from pipelines.tasks.sentiment.reader import SPLITS, is_int, read_hub, read_local
+from pipelines.tasks.sentiment.reader import SPLITS, is_int, iter_documents, read_hub, read_local
 from pipelines.text.ngrams import build_ngram_vocabulary
 from pipelines.text.tokenizer import normalize_word, tokenizer_settings
 from pipelines.text.vocab import Vocabulary
@@ -280,3 +281,53 @@ def summary_lines(stats):
         f"validation {how}; truncation: {stats['truncate']} to {stats['max_tokens']} tokens"
     )
     return lines
+
+
+# --- the pretrain stage's corpus (pipelines/core/pretraining.py) ---
+
+def tokenize_documents(texts):
+    """Token lists of a chunk of raw texts (markup removed, not truncated)."""
+    return [tokenize_document(text) for text in texts]
+
+
+def corpus_files(pretrain_cfg, prepare_cfg):
+    """The unlabelled files: relative names are under prepare.source when it is a local folder."""
+    source = prepare_cfg["source"]
+    base = resolve_path(source) if resolve_path(source).is_dir() else None  # a hub id: names are paths
+    files = pretrain_cfg.get("files") or []
+    if isinstance(files, str):
+        files = [files]
+    paths = []
+    for name in files:
+        paths.append(resolve_path(name, base) if base is not None else resolve_path(name))
+    return paths
+
+
+def pretraining_corpus(pretrain_cfg, prepare_cfg, encoder, train_split, val_split):
+    """(train documents, validation documents, stats): lists of word-id arrays.
+
+    Train: the unlabelled files' texts (`pretrain.files`, column `pretrain.text_column`;
+    any labels in them are ignored) and, with `pretrain.include_train`, the train
+    split's tokens. Validation: the validation split's tokens (only to report the
+    language model's loss). The test split is never read.
+    """
+    texts, files = [], []
+    column = pretrain_cfg.get("text_column") or prepare_cfg.get("text_column") or "text"
+    for path in corpus_files(pretrain_cfg, prepare_cfg):
+        before = len(texts)
+        texts.extend(doc.text for doc in iter_documents(path, text_column=column, label_column=None))
+        files.append({"file": str(path), "documents": len(texts) - before})
+    docs = []
+    with Progress("pretrain: tokenising the unlabelled text", total=len(texts), unit="documents",
+                  stream=sys.stdout) as progress:
+        for token_lists in map_chunks(tokenize_documents, texts, progress=progress):
+            docs.extend(encoder.word_ids(tokens) for tokens in token_lists if tokens)
+    if pretrain_cfg.get("include_train", True):
+        docs.extend(encoder.word_ids(tokens) for tokens in train_split.tokens if tokens)
+    if not docs:
+        raise DataError("no text to pretrain on: pretrain.files is empty and pretrain.include_train is false")
+    val_docs = [encoder.word_ids(tokens) for tokens in val_split.tokens if tokens]
+    stats = {"files": files, "train_documents": len(train_split.tokens) if pretrain_cfg.get("include_train", True)
+             else 0}
+    return docs, val_docs, stats
+

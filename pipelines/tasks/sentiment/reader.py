@@ -140,7 +140,7 @@ def _csv_records(path, compressed, columns, label_column, counts):
                 f"{path}:{start}: {len(row)} fields, but the header has {len(header)} ({', '.join(header)})"
             )
         record = dict(zip(header, row))
-        if _CSV_INT.fullmatch(record[label_column]):  # CSV cells are strings; "1" is the integer label 1
+        if label_column is not None and _CSV_INT.fullmatch(record[label_column]):  # CSV cells are strings; "1" is the integer label 1
             record[label_column] = int(record[label_column])
         yield f"{path}:{start}", record
 
@@ -167,8 +167,8 @@ def _document(where, record, text_column, label_column, id_column, default_id):
     text = record[text_column]
     if not isinstance(text, str):
         raise DataError(f"{where}: {text_column!r} must be a string, got {_describe(text)}")
-    label = record[label_column]
-    if not (is_int(label) or (isinstance(label, str) and label)):
+    label = record[label_column] if label_column is not None else None  # None: unlabelled text
+    if label_column is not None and not (is_int(label) or (isinstance(label, str) and label)):
         raise DataError(f"{where}: {label_column!r} must be an integer or a non-empty string, got {_describe(label)}")
     if id_column is None:
         doc_id = default_id

@@ -19,6 +19,7 @@ class SentimentTask(Task):
     summary_lines = hook("pipelines.tasks.sentiment.prepare", "summary_lines")
     encoder = hook("pipelines.tasks.sentiment.encoding", "encoder")
     load_split = hook("pipelines.tasks.sentiment.encoding", "load_split")
+    pretraining_corpus = hook("pipelines.tasks.sentiment.prepare", "pretraining_corpus")
     build_model = hook("pipelines.tasks.sentiment.model", "build_model")
     load_model = hook("pipelines.tasks.sentiment.model", "load_model")
     finish_model = hook("pipelines.tasks.sentiment.model", "fit_wide_side")
