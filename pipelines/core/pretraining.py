@@ -108,7 +108,8 @@ def pretrain(task, params, out):
     vocab_size = len(encoder.words)
     counts = np.bincount(train_windows.reshape(-1), minlength=vocab_size)
     corpus_seconds = time.monotonic() - started
-    print(f"pretrain: {len(docs)} documents, {train_windows.size - len(train_windows)} tokens in "
+    tokens = int(train_windows.size - len(train_windows))  # windows overlap by one token
+    print(f"pretrain: {len(docs)} documents, {tokens} tokens in "
           f"{len(train_windows)} windows of {cfg['window']}, {len(val_windows)} validation windows "
           f"({corpus_seconds:.0f} s)")
 
@@ -141,7 +142,6 @@ def pretrain(task, params, out):
     save_weight_groups(out / ENCODER_FILE, best.encoder_weights())
     history = [{k: (round(float(v), 5) if k != "epoch" else int(v) + 1) for k, v in row.items()}
                for row in state.history]
-    tokens = int(train_windows.size - len(train_windows))
     record = {"enabled": True, "documents": len(docs), "tokens": tokens, "windows": len(train_windows),
               "validation_windows": len(val_windows), "epochs": len(history),
               "seconds": round(state.elapsed_seconds(), 1), "corpus_seconds": round(corpus_seconds, 1),

@@ -295,12 +295,8 @@ def corpus_files(pretrain_cfg, prepare_cfg):
     source = prepare_cfg["source"]
     base = resolve_path(source) if resolve_path(source).is_dir() else None  # a hub id: names are paths
     files = pretrain_cfg.get("files") or []
-    if isinstance(files, str):
-        files = [files]
-    paths = []
-    for name in files:
-        paths.append(resolve_path(name, base) if base is not None else resolve_path(name))
-    return paths
+    return [resolve_path(name, base) if base is not None else resolve_path(name)
+            for name in ([files] if isinstance(files, str) else files)]
 
 
 def pretraining_corpus(pretrain_cfg, prepare_cfg, encoder, train_split, val_split):
@@ -322,12 +318,11 @@ def pretraining_corpus(pretrain_cfg, prepare_cfg, encoder, train_split, val_spli
                   stream=sys.stdout) as progress:
         for token_lists in map_chunks(tokenize_documents, texts, progress=progress):
             docs.extend(encoder.word_ids(tokens) for tokens in token_lists if tokens)
-    if pretrain_cfg.get("include_train", True):
+    include_train = pretrain_cfg.get("include_train", True)
+    if include_train:
         docs.extend(encoder.word_ids(tokens) for tokens in train_split.tokens if tokens)
     if not docs:
         raise DataError("no text to pretrain on: pretrain.files is empty and pretrain.include_train is false")
     val_docs = [encoder.word_ids(tokens) for tokens in val_split.tokens if tokens]
-    stats = {"files": files, "train_documents": len(train_split.tokens) if pretrain_cfg.get("include_train", True)
-             else 0}
-    return docs, val_docs, stats
+    return docs, val_docs, {"files": files, "train_documents": len(train_split.tokens) if include_train else 0}
 
