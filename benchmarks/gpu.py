@@ -82,7 +82,7 @@ def distinct_batch_shapes(task, out, batch_size, seed, padding_free, epochs):
     from pipelines.core.batching import BucketBatcher
 
     split = task.load_split(out, "train")
-    batcher = BucketBatcher(task.encoder(out).encode(split.tokens), split.y, batch_size=batch_size, shuffle=True,
+    batcher = BucketBatcher(split.features(task.encoder(out)), split.y, batch_size=batch_size, shuffle=True,
                             seed=seed, exact_lengths=padding_free)
     shapes = set()
     for _ in range(epochs):

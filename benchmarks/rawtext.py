@@ -1,6 +1,6 @@
 """NER on raw text: the test split detokenized as users would send it, through the SavedModel.
 
-Usage: python -m benchmarks rawtext [--params P] [--out-dir DIR] [--min-score P]
+Usage: python -m benchmarks rawtext [--params P] [--out-dir DIR] [--min-score P] [--documents]
 
 Each test sentence of the prepared NER data (<out-dir>/data) is detokenized with
 sacremoses' Moses detokenizer (requirements-test.txt). It reports (a) the share
@@ -9,7 +9,10 @@ tokens, and (b) entity precision, recall and F1 of the exported SavedModel
 (<out-dir>/saved_model) on the raw sentences, with gold and predicted entities
 compared as exact character spans, next to the token-level test F1 of the same
 model (<out-dir>/metrics.json, written by the evaluate stage). Writes
-<out-dir>/rawtext.json.
+<out-dir>/rawtext.json. With --documents, each test document (its sentences
+detokenized and joined by a newline) is one text, as a user would send an
+article; that is how a tagger with document features (ner.prepare.
+document_features) sees its context when served (rawtext_documents.json).
 """
 
 import json
@@ -48,7 +51,22 @@ def prf(tp, predicted, gold):
     return round(p, 5), round(r, 5), round(2 * p * r / (p + r), 5) if p + r else 0.0
 
 
-def measure(out, min_score=0.0, log=print):
+def as_documents(texts, gold, docs):
+    """Sentences of one document joined by newlines into one text, gold spans shifted."""
+    joined, spans, index = [], [], {}
+    for text, sentence_spans, doc in zip(texts, gold, docs):
+        if doc not in index:
+            index[doc] = len(joined)
+            joined.append("")
+            spans.append(set())
+        i = index[doc]
+        shift = len(joined[i]) + (1 if joined[i] else 0)
+        joined[i] = f"{joined[i]}\n{text}" if joined[i] else text
+        spans[i] |= {(label, start + shift, end + shift) for label, start, end in sentence_spans}
+    return joined, spans
+
+
+def measure(out, min_score=0.0, log=print, documents=False):
     try:
         from sacremoses import MosesDetokenizer
     except ImportError:
@@ -66,9 +84,9 @@ def measure(out, min_score=0.0, log=print):
     gold_tags = to_iob2(split.extra["tags"], vocab["tag_scheme"])
     detokenize = MosesDetokenizer(lang="en").detokenize
 
-    texts, gold, exact, lost = [], [], 0, 0
+    texts, gold, docs, exact, lost = [], [], [], 0, 0
     differences = Counter()
-    for tokens, tags in zip(split.tokens, gold_tags):
+    for tokens, tags, doc in zip(split.tokens, gold_tags, split.context["docs"]):
         text = detokenize(list(tokens))
         offsets = token_offsets(text, tokens)
         if offsets is None:
@@ -81,13 +99,17 @@ def measure(out, min_score=0.0, log=print):
             differences[next(f"{a!r} -> {b!r}" for a, b in zip(list(tokens) + [""], back + [""]) if a != b)] += 1
         texts.append(text)
         gold.append(char_spans(tags, offsets))
+        docs.append(doc)
+    if documents:
+        texts, gold = as_documents(texts, gold, docs)
 
     predictor = task.predictor(out / "saved_model")
     predictor.min_score = min_score
     start = time.perf_counter()
     predicted = []
-    chunk = 512
-    with Progress("rawtext: SavedModel", total=len(texts), unit="sentences") as progress:
+    chunk = 16 if documents else 512
+    with Progress("rawtext: SavedModel", total=len(texts), unit="documents" if documents else "sentences") \
+            as progress:
         for first in range(0, len(texts), chunk):
             for row in predictor.predict(texts[first : first + chunk]):
                 predicted.append({(e["type"], e["start"], e["end"]) for e in row["entities"]})
@@ -101,7 +123,8 @@ def measure(out, min_score=0.0, log=print):
     token_f1 = json.loads(metrics_path.read_text())["f1"] if metrics_path.exists() else None
     result = {
         "sentences": len(split.tokens), "detokenizer_changed_tokens": lost,
-        "tokens_back_exactly": round(exact / max(1, len(texts)), 5),
+        "texts": len(texts), "unit": "documents" if documents else "sentences",
+        "tokens_back_exactly": round(exact / max(1, len(docs)), 5),
         "raw_text": {"precision": precision, "recall": recall, "f1": f1, "gold_entities": n_gold,
                      "predicted_entities": n_pred, "min_score": min_score},
         "token_level_f1": token_f1,
@@ -109,7 +132,7 @@ def measure(out, min_score=0.0, log=print):
         "savedmodel_seconds": round(seconds, 1),
         "top_tokenization_differences": dict(differences.most_common(15)),
     }
-    save_json(result, out / "rawtext.json")
+    save_json(result, out / ("rawtext_documents.json" if documents else "rawtext.json"))
     return result
 
 
@@ -117,6 +140,8 @@ def add_arguments(parser):
     parser.add_argument("--params", default=None, help="params.yaml to read (default: the repository's)")
     parser.add_argument("--out-dir", default=None, help="NER output folder (default: ner.out_dir of the params)")
     parser.add_argument("--min-score", type=float, default=0.0, help="drop entities scored below this (default 0)")
+    parser.add_argument("--documents", action="store_true",
+                        help="send each test document as one text (its sentences joined by newlines)")
 
 
 def check_arguments(parser, args):
@@ -126,9 +151,10 @@ def check_arguments(parser, args):
 
 def run(args):
     out = Path(resolve_path(args.out_dir)) if args.out_dir else output_dir(load_params(args.params), "ner")
-    result = measure(out, args.min_score)
+    result = measure(out, args.min_score, documents=args.documents)
     raw = result["raw_text"]
-    print(f"sentences {result['sentences']} (the detokenizer changed a token in {result['detokenizer_changed_tokens']})")
+    print(f"sentences {result['sentences']} (the detokenizer changed a token in {result['detokenizer_changed_tokens']}), "
+          f"sent as {result['texts']} {result['unit']}")
     print(f"(a) tokens back exactly           {result['tokens_back_exactly']:.4f}")
     print(f"(b) raw-text entity F1            {raw['f1']:.4f} (P {raw['precision']:.4f}, R {raw['recall']:.4f})")
     if result["token_level_f1"] is not None:
@@ -137,5 +163,5 @@ def run(args):
     print(f"    SavedModel seconds            {result['savedmodel_seconds']}")
     for diff, count in result["top_tokenization_differences"].items():
         print(f"    {count:5d}  {diff}")
-    print(f"wrote {out / 'rawtext.json'}")
+    print(f"wrote {out / ('rawtext_documents.json' if args.documents else 'rawtext.json')}")
     return 0

@@ -5,6 +5,7 @@ from keras import layers, ops
 
 from models.char_encoder import CharEncoder
 from models.crf import CRF
+from models.document_topic import DocumentTopic
 from models.entity_scores import crf_entity_scores, softmax_entity_scores
 from models.prediction import PredictOutputsMixin
 from models.recurrent import RNN_TYPES, bidirectional
@@ -12,7 +13,7 @@ from models.runtime import scale_loss_for_replicas
 from models.word_dropout import WordDropout
 
 CHAR_ENCODERS = ("cnn", "lstm", "none")
-
+DOCUMENT_FEATURES = ("topic", "case")
 
 
 @keras.saving.register_keras_serializable(package="bilstm")
@@ -49,6 +50,16 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
             can run on cuDNN under JAX and torch, which refuse any mask.
         score_temperature: float > 0 dividing the scores for entity
             confidences only (`entity_scores`); decoding does not change.
+        document_features: which document context the tokens see, a subset
+            of ("topic", "case"): the document's mean word vector through a
+            tanh layer (`DocumentTopic`), and how each word's mentions in the
+            document are cased. "topic" adds the input `doc_words` (batch,
+            length), the document's word ids; "case" adds `case_evidence`
+            (batch, time, num_case_classes) float32, what `CaseEvidence`
+            computes from the document (outside the model: in training it
+            would cost a (time x document length) match per sentence).
+        document_topic_dim: int, size of the topic vector.
+        num_case_classes: int, number of case classes, padding included.
 
     Example:
     >>> tagger = SequenceTagger(word_vocab_size=100, char_vocab_size=40, num_tags=5)
@@ -75,6 +86,9 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
         oov_id=1,
         rnn_mask=True,
         score_temperature=1.0,
+        document_features=(),
+        document_topic_dim=50,
+        num_case_classes=7,
         **kwargs,
     ):
         if rnn_type not in RNN_TYPES:
@@ -87,12 +101,28 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         if int(num_tags) < 1:
             raise ValueError(f"num_tags must be >= 1, got {num_tags}")
+        document_features = tuple(document_features or ())
+        unknown = [f for f in document_features if f not in DOCUMENT_FEATURES]
+        if unknown or len(set(document_features)) != len(document_features):
+            raise ValueError(f"document_features must be distinct values of {DOCUMENT_FEATURES}, "
+                             f"got {list(document_features)}")
 
         words = keras.Input(shape=(None,), dtype="int32", name="words")
         chars = keras.Input(shape=(None, None), dtype="int32", name="chars")
+        inputs = {"words": words, "chars": chars}
         mask = ops.not_equal(words, 0)
         dropped = WordDropout(word_dropout, oov_id=oov_id, name="word_dropout")(words)
-        x = layers.Embedding(word_vocab_size, word_dim, name="word_embedding")(dropped)
+        embedding = layers.Embedding(word_vocab_size, word_dim, name="word_embedding")
+        x = embedding(dropped)
+        context = []
+        if "topic" in document_features:
+            inputs["doc_words"] = doc_words = keras.Input(shape=(None,), dtype="int32", name="doc_words")
+            doc_vectors = ops.stop_gradient(embedding(doc_words))
+            context.append(DocumentTopic(document_topic_dim, name="document_topic")(words, doc_vectors, doc_words))
+        if "case" in document_features:
+            inputs["case_evidence"] = evidence = keras.Input(
+                shape=(None, int(num_case_classes)), dtype="float32", name="case_evidence")
+            context.append(evidence)
         if char_encoder != "none":
             char_features = CharEncoder(
                 char_vocab_size,
@@ -104,6 +134,8 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
                 name="char_encoder",
             )(chars)
             x = layers.Concatenate(name="token_features")([x, char_features])
+        if context:
+            x = layers.Concatenate(name="context_features")([x, *context])
         x = layers.Dropout(dropout, name="embedding_dropout")(x)
         for i in range(int(num_layers)):
             x = bidirectional(rnn_type, int(hidden_size), f"bi_{rnn_type}_{i}")(x, mask=mask if rnn_mask else None)
@@ -112,7 +144,7 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
         if use_crf:
             # float32 even under mixed precision: the forward algorithm sums exponentials.
             logits = CRF(num_tags, dtype="float32", name="crf")(logits)
-        super().__init__(inputs={"words": words, "chars": chars}, outputs=logits, **kwargs)
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
         self.word_vocab_size = int(word_vocab_size)
         self.char_vocab_size = int(char_vocab_size)
@@ -133,6 +165,9 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
         self.rnn_mask = bool(rnn_mask)
         # Divides the scores before entity confidences are computed; set on validation after training.
         self.score_temperature = float(score_temperature)
+        self.document_features = list(document_features)
+        self.document_topic_dim = int(document_topic_dim)
+        self.num_case_classes = int(num_case_classes)
 
     @staticmethod
     def token_mask(inputs):
@@ -207,6 +242,9 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
             "oov_id": self.oov_id,
             "rnn_mask": self.rnn_mask,
             "score_temperature": self.score_temperature,
+            "document_features": self.document_features,
+            "document_topic_dim": self.document_topic_dim,
+            "num_case_classes": self.num_case_classes,
         }
 
     @classmethod

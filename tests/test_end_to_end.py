@@ -344,3 +344,27 @@ def test_evaluate_refuses_a_bad_min_score(run_dir, tmp_path, capsys, value):
     assert evaluate.main(["ner", "--params", str(bad)]) == 1
     err = capsys.readouterr().err
     assert err == f"evaluate: error: params: ner.evaluate.min_score must be a number in [0, 1), got {value!r}\n"
+
+
+def test_saved_model_tags_a_text_sentence_by_sentence(run_dir):
+    """A text of several sentences: the tagger runs on each sentence (it learnt sentences), the
+    whole text being their document, exactly as the in-memory reference computes it."""
+    from pipelines.tasks.ner import TASK
+    from pipelines.tasks.ner.serving import in_memory_tags, split_sentences
+
+    _, _, out = run_dir
+    text = "John Smith visited Paris on Monday . Reuters said Anna Weber would leave Tokyo ! It rained"
+    tokens = tokenize(text)
+    assert len(split_sentences(tokens)) == 3
+    model, encoder = TASK.load_model(out / "model.keras"), TASK.encoder(out)
+    expected, scores = in_memory_tags(model, encoder, encoder.vocab, [tokens], 8)
+    result = serve(out, [text])
+    n = int(result["num_tokens"].numpy()[0])
+    assert [t.decode() for t in result["tags"].numpy()[0, :n]] == expected[0]
+    np.testing.assert_allclose(result["entity_scores"].numpy()[0, :n], scores[0], atol=serving.SCORE_TOLERANCE, rtol=0)
+    # One sequence over the whole text would see other inputs: the last sentence's scores then differ.
+    whole = TASK.encoder(out).encode([tokens])
+    logits = np.asarray(model({k: v[0][None] for k, v in whole.items()}, training=False))[0]
+    pieces = encoder.encode(split_sentences(tokens), docs=[0, 0, 0], cut_documents=False)
+    last = np.asarray(model({k: v[2][None] for k, v in pieces.items()}, training=False))[0]
+    assert not np.allclose(logits[-2:], last)

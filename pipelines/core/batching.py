@@ -6,9 +6,11 @@ import keras
 import numpy as np
 
 
-def pad_batch(arrays, dtype="int32"):
-    """Right-pads a list of 1-D (time,) or 2-D (time, chars) arrays with 0."""
+def pad_batch(arrays, dtype=None):
+    """Right-pads a list of 1-D (time,) or 2-D (time, chars) arrays with 0; `dtype`: float32
+    for float arrays, else int32."""
     first = arrays[0]
+    dtype = dtype or ("float32" if first.dtype.kind == "f" else "int32")
     shape = (len(arrays),) + tuple(
         max(a.shape[d] for a in arrays) for d in range(first.ndim)
     )

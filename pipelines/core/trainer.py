@@ -73,7 +73,7 @@ def train(task, params, out, callbacks=()):
     with training_runtime(cfg) as runtime:
         with heartbeat("train: building the model", stream=sys.stdout):
             task.check_runtime(runtime, model_cfg)
-            batches = BucketBatcher(encoder.encode(train_split.tokens), train_split.y, batch_size=cfg["batch_size"],
+            batches = BucketBatcher(train_split.features(encoder), train_split.y, batch_size=cfg["batch_size"],
                                     shuffle=True, seed=seed, exact_lengths=runtime.padding_free)
             validation = task.validation_monitor(encoder, val_split, cfg, runtime.padding_free)
             schedule = Schedule(cfg, len(batches), f"{task.name}.train")

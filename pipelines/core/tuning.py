@@ -227,7 +227,7 @@ def search_setup(task, params, out, cfg, seed, runtime):
     encoder = task.encoder(out)
     train_split = task.load_split(out, "train")
     val_split = task.load_split(out, "validation")
-    train_x = encoder.encode(train_split.tokens)
+    train_x = train_split.features(encoder)
 
     def batches():
         return BucketBatcher(train_x, train_split.y, batch_size=train_cfg["batch_size"], shuffle=True, seed=seed,

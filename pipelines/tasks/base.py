@@ -38,11 +38,18 @@ class Split:
     tokens: token lists (the model's view of each example).
     y: model targets: per-example int arrays (sequence labels) or a 1-D int array.
     extra: task-specific columns (gold tag names, ids, raw texts, ...).
+    context: keyword arguments of the encoder besides the tokens (NER: each
+        sentence's document), so `features` encodes the examples as they were read.
     """
 
     tokens: list
     y: object
     extra: dict = field(default_factory=dict)
+    context: dict = field(default_factory=dict)
+
+    def features(self, encoder):
+        """The model inputs of the examples: `encoder.encode(tokens, **context)`."""
+        return encoder.encode(self.tokens, **self.context)
 
     @property
     def num_tokens(self):

@@ -44,3 +44,29 @@ def test_rawtext_benchmark_before_export_is_one_line(tmp_path, capsys):
     assert benchmarks_main(["rawtext", "--params", str(params)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("benchmark: error: ") and "run the NER stages up to export" in err[0]
+
+
+def test_as_documents_joins_sentences_and_shifts_spans():
+    from benchmarks.rawtext import as_documents
+
+    texts = ["Olaf Scholz spoke.", "It rained.", "Paris is big."]
+    gold = [{("PER", 0, 11)}, set(), {("LOC", 0, 5)}]
+    joined, spans = as_documents(texts, gold, [3, 7, 3])
+    assert joined == ["Olaf Scholz spoke.\nParis is big.", "It rained."]
+    assert spans == [{("PER", 0, 11), ("LOC", 19, 24)}, set()]
+    assert [joined[0][s:e] for _, s, e in sorted(spans[0], key=lambda t: t[1])] == ["Olaf Scholz", "Paris"]
+
+
+def test_rawtext_benchmark_sends_documents(tmp_path, capsys):
+    pytest.importorskip("sacremoses")
+    from pipelines.tasks import load_task
+    from tests.test_predict_input import export_untrained
+
+    params = tiny_params(tmp_path, write_conll_splits(tmp_path / "conll"))
+    assert prepare.main(["ner", "--params", str(params)]) == 0
+    out = tmp_path / "out" / "ner"
+    export_untrained(load_task("ner"), params, out)
+    assert benchmarks_main(["rawtext", "--params", str(params), "--documents"]) == 0
+    assert "sent as 1 documents" in capsys.readouterr().out  # the fixture's test file is one document
+    result = json.loads((out / "rawtext_documents.json").read_text())
+    assert result["texts"] == 1 and result["unit"] == "documents" and result["raw_text"]["gold_entities"] > 0

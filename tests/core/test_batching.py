@@ -87,6 +87,53 @@ def test_pad_batch():
     assert out.tolist() == [[[1, 1], [0, 0]], [[1, 0], [1, 0]]]
 
 
+def test_pad_batch_keeps_floats_as_float32_and_ints_as_int32():
+    floats = pad_batch([np.array([[0.25, 1.5]]), np.array([[0.5, 0.75], [2.0, 0.125]])])  # float64 in
+    assert floats.dtype == np.float32
+    assert floats.tolist() == [[[0.25, 1.5], [0, 0]], [[0.5, 0.75], [2.0, 0.125]]]
+    assert pad_batch([np.array([0.5], "float16")]).dtype == np.float32
+    assert pad_batch([np.zeros((0, 7), "float32"), np.zeros((0, 7), "float32")]).shape == (2, 0, 7)
+    for dtype in ("int64", "int16", "uint8", "bool"):
+        out = pad_batch([np.array([1, 0, 1], dtype), np.array([1], dtype)])
+        assert out.dtype == np.int32, dtype
+        assert out.tolist() == [[1, 0, 1], [1, 0, 0]]
+    # An explicit dtype still wins.
+    assert pad_batch([np.array([0.5, 1.5])], dtype="int32").tolist() == [[0, 1]]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_float_features_survive_batches_ints_stay_int32(shuffle):
+    """A float feature (the tagger's case_evidence: shares in [0, 1]) is batched as float32, not
+    truncated to int32; the int features and labels stay int32."""
+    features, labels = make_data(RAGGED)
+    rng = np.random.default_rng(0)
+    features["evidence"] = [rng.uniform(0, 1, size=(t, 7)).astype("float32") for t in RAGGED]
+    features["doc_words"] = [np.arange(1, 3 * t + 1, dtype=np.int64) for t in RAGGED]  # int64, another length
+    b = BucketBatcher(features, labels, batch_size=4, shuffle=shuffle, seed=2)
+    for k in range(len(b)):
+        x, y = b[k]
+        idx = list(b.batch_indices[k])
+        assert x["evidence"].dtype == np.float32
+        assert x["words"].dtype == x["chars"].dtype == x["doc_words"].dtype == y.dtype == np.int32
+        assert x["evidence"].shape == (len(idx), max(RAGGED[i] for i in idx), 7)
+        assert x["doc_words"].shape == (len(idx), 3 * max(RAGGED[i] for i in idx))
+        for row, i in enumerate(idx):
+            t = RAGGED[i]
+            np.testing.assert_array_equal(x["evidence"][row, :t], features["evidence"][i])
+            assert not x["evidence"][row, t:].any()
+            np.testing.assert_array_equal(x["doc_words"][row, : 3 * t], features["doc_words"][i])
+    # The tf.data path declares and yields the same dtypes.
+    import tensorflow as tf
+
+    dataset = b.to_tf_dataset()
+    x_spec, y_spec = dataset.element_spec
+    assert x_spec["evidence"].dtype == tf.float32 and x_spec["words"].dtype == tf.int32
+    assert x_spec["doc_words"].dtype == tf.int32 and y_spec.dtype == tf.int32
+    (batches,) = dataset_passes(dataset, 1)
+    values = np.concatenate([bx["evidence"][bx["words"] != 0] for bx, _ in batches])
+    assert np.any((values > 0) & (values < 1)) and values.dtype == np.float32
+
+
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_batches_cover_disjoint_length_ranges(shuffle):
     features, labels = make_data(RAGGED)

@@ -90,7 +90,7 @@ def evaluate(model, encoder, split, cfg, out):
     min_score = min_score_of(cfg)
     vocab = encoder.vocab
     tokens = split.tokens
-    ids, entity_scores = predict_tags_and_scores(model, encoder.encode(tokens), vocab["tags"], cfg["batch_size"])
+    ids, entity_scores = predict_tags_and_scores(model, split.features(encoder), vocab["tags"], cfg["batch_size"])
     pred = to_iob2(decode_names(ids, vocab["tags"]), vocab["tag_scheme"])
     gold = to_iob2(split.extra["tags"], vocab["tag_scheme"])
 

@@ -15,6 +15,7 @@ def build_model(model_cfg, vocab):
         word_vocab_size=len(vocab["words"]),
         char_vocab_size=len(vocab["chars"]),
         num_tags=len(vocab["tags"]),
+        document_features=vocab.get("document_features", ()),
         **model_cfg,
     )
 
@@ -77,7 +78,7 @@ def entity_confidences(model, encoder, split, batch_size=256):
     """(scores, correct) of every predicted entity of a split: its confidence, and whether
     it is right (`predicted_entities`)."""
     vocab = encoder.vocab
-    ids, scores = predict_tags_and_scores(model, encoder.encode(split.tokens), vocab["tags"], batch_size)
+    ids, scores = predict_tags_and_scores(model, split.features(encoder), vocab["tags"], batch_size)
     confidences, correct = [], []
     for row_ids, gold, s in zip(ids, split.extra["tags"], scores):
         for start, right in predicted_entities(row_ids, gold, vocab):
@@ -102,7 +103,7 @@ class EntityScorer:
 
         vocab = encoder.vocab
         self.model, self.tags = model, tag_descriptions(vocab["tags"])
-        batcher = BucketBatcher(encoder.encode(split.tokens), None, batch_size=batch_size, shuffle=False,
+        batcher = BucketBatcher(split.features(encoder), None, batch_size=batch_size, shuffle=False,
                                 exact_lengths=not getattr(model, "rnn_mask", True))
         self.batches, self.starts, self.correct = [], [], []
         for i in range(len(batcher)):

@@ -116,6 +116,31 @@ def with_embedding_words(words, cfg):
     return Vocabulary([*words.to_list()[2:], *extra])
 
 
+DOCUMENT_FEATURES = ("topic", "case")
+
+
+def document_settings(cfg):
+    """(document_features, max_document_tokens) from params, checked."""
+    features = cfg.get("document_features") or []
+    if not isinstance(features, list) or any(f not in DOCUMENT_FEATURES for f in features) \
+            or len(set(features)) != len(features):
+        raise ParamsError(f"params: ner.prepare.document_features must be a list of distinct values of "
+                          f"{list(DOCUMENT_FEATURES)}, got {features!r}")
+    limit = cfg.get("max_document_tokens", 1000)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ParamsError(f"params: ner.prepare.max_document_tokens must be an integer >= 1, got {limit!r}")
+    return features, limit
+
+
+def number_documents(splits, read_stats):
+    """A split read without document markers (-DOCSTART-, or from the hub) gets one
+    document per sentence, so document features never join unrelated sentences."""
+    for split, rows in splits.items():
+        if not read_stats[split].get("docstart_lines_skipped"):
+            for i, row in enumerate(rows):
+                row["doc"] = i
+
+
 def prepare(cfg, out, seed=None):
     """Writes out/data (DatasetDict), out/vocab.json and out/stats.json; returns the stats.
 
@@ -132,6 +157,8 @@ def prepare(cfg, out, seed=None):
         if not rows:
             raise DataError(f"the {split} split of {source} contains no sentences")
 
+    document_features, max_document_tokens = document_settings(cfg)
+    number_documents(splits, read_stats)
     scheme = cfg["tag_scheme"]
     if scheme not in ("IOB2", "IOBES"):
         raise ParamsError(f"params: ner.prepare.tag_scheme must be IOB2 or IOBES, got {scheme!r}")
@@ -182,6 +209,8 @@ def prepare(cfg, out, seed=None):
             "tags": tag_names,
             "words": words.to_list(),
             "chars": chars.to_list(),
+            "document_features": document_features,
+            "max_document_tokens": max_document_tokens,
         },
     )
     stats = build_stats(splits, read_stats, words, cfg, scheme, source)

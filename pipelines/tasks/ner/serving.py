@@ -17,7 +17,9 @@ def build_archive(model, vocab):
     import keras
     import tensorflow as tf
 
-    from pipelines.text.tf_tokenizer import tf_normalize_words, tf_tokenize
+    from models.case_evidence import CaseEvidence
+    from pipelines.text.casing import SENTENCE_ENDS
+    from pipelines.text.tf_tokenizer import tf_case_classes, tf_normalize_words, tf_tokenize
 
     def table(entries):
         init = tf.lookup.KeyValueTensorInitializer(
@@ -29,8 +31,10 @@ def build_archive(model, vocab):
     tag_names = tf.constant(iob2_names(vocab["tags"]))
     span_types, begins = (tf.constant(a) for a in tag_descriptions(vocab["tags"]))
     lowercase, digits, max_chars = vocab["lowercase"], vocab["digits_to_zero"], vocab["max_word_chars"]
+    document_features = list(getattr(model, "document_features", []))
+    case_evidence = CaseEvidence(getattr(model, "num_case_classes", 7), oov_id=getattr(model, "oov_id", 1))
 
-    def tag_by_length(word_ids, char_ids, lengths):
+    def tag_by_length(word_ids, char_ids, evidence, doc_words, lengths):
         # A request mixes short and long sentences; tagging it in chunks of
         # similar length, each cut to its own longest sentence and word,
         # skips most of the padding (CoNLL test: ~5x fewer time steps).
@@ -45,7 +49,12 @@ def build_archive(model, vocab):
             chars = tf.gather(char_ids, rows)[:, :steps]
             width = tf.maximum(1, tf.reduce_max(tf.reduce_sum(tf.cast(chars != 0, tf.int32), -1)))
             chars = chars[:, :, :width]
-            logits, mask = model({"words": words, "chars": chars}, training=False), tf.not_equal(words, 0)
+            inputs = {"words": words, "chars": chars}
+            if "topic" in document_features:
+                inputs["doc_words"] = tf.gather(doc_words, rows)
+            if "case" in document_features:
+                inputs["case_evidence"] = tf.gather(evidence, rows)[:, :steps]
+            logits, mask = model(inputs, training=False), tf.not_equal(words, 0)
             ids = tf.cast(model.decode(logits, mask), tf.int32)
             scores = model.entity_scores(logits, mask, ids, span_types, begins)
             pad = [[0, 0], [0, tf.shape(word_ids)[1] - steps]]
@@ -57,28 +66,57 @@ def build_archive(model, vocab):
             (tf.constant(0), tf.zeros_like(word_ids), tf.zeros_like(word_ids, dtype=tf.float32)))
         return tag_ids, entity_scores
 
+    def at_least_one(ids, axes):
+        # At least one step (and character), so an all-empty batch still runs.
+        pad = [[0, 0]] * len(ids.shape)
+        for axis in axes:
+            pad[axis] = [0, tf.maximum(0, 1 - tf.shape(ids)[axis])]
+        return tf.pad(ids, pad)
+
     def serve(text):
         tokens = tf_tokenize(text)
-        words = tf_normalize_words(tokens, lowercase, digits)
-        word_ids = tf.cast(tf.ragged.map_flat_values(word_table.lookup, words), tf.int32).to_tensor(0)
-        chars = tf.strings.unicode_split(tokens, "UTF-8")
+        # The tagger learnt sentences: a text is tagged one sentence at a time (a sentence
+        # ends after ".", "!" or "?", as `split_sentences` cuts them), and the whole text
+        # is the document of its sentences' context features.
+        flat = tokens.flat_values
+        row_of = tokens.value_rowids()
+        position = tf.range(tf.size(flat, out_type=tf.int64)) - tf.gather(tokens.row_starts(), row_of)
+        previous = tf.concat([tf.constant([""]), flat[:-1]], axis=0)
+        starts = tf.equal(position, 0)
+        for end in sorted(SENTENCE_ENDS):
+            starts = starts | tf.equal(previous, end)
+        sentence_of = tf.cumsum(tf.cast(starts, tf.int64)) - 1
+        sentences = tf.RaggedTensor.from_value_rowids(flat, sentence_of)
+
+        words = tf_normalize_words(sentences, lowercase, digits)
+        word_ids = at_least_one(tf.cast(tf.ragged.map_flat_values(word_table.lookup, words), tf.int32).to_tensor(0),
+                                [1])
+        chars = tf.strings.unicode_split(sentences, "UTF-8")
         char_ids = tf.cast(tf.ragged.map_flat_values(char_table.lookup, chars), tf.int32).to_tensor(0)
-        char_ids = char_ids[:, :, :max_chars]
-        # At least one time step and one character, so an all-empty batch still runs.
-        word_ids = tf.pad(word_ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(word_ids)[1])]])
-        char_ids = tf.pad(
-            char_ids,
-            [[0, 0], [0, tf.shape(word_ids)[1] - tf.shape(char_ids)[1]], [0, tf.maximum(0, 1 - tf.shape(char_ids)[2])]],
-        )
-        mask = tf.not_equal(word_ids, 0)
-        tag_ids, entity_scores = tag_by_length(word_ids, char_ids, tf.cast(tokens.row_lengths(), tf.int32))
-        tags = tf.where(mask, tf.gather(tag_names, tag_ids), "")
-        n = tf.shape(tokens.to_tensor(""))[1]
+        char_ids = at_least_one(char_ids[:, :, :max_chars], [1, 2])
+        char_ids = char_ids[:, : tf.shape(word_ids)[1]]
+        char_ids = tf.pad(char_ids, [[0, 0], [0, tf.shape(word_ids)[1] - tf.shape(char_ids)[1]], [0, 0]])
+        text_words = tokens.with_flat_values(tf.cast(word_table.lookup(tf_normalize_words(flat, lowercase, digits)),
+                                                     tf.int32))
+        doc_words = at_least_one(text_words.to_tensor(0), [1])
+        text_of = tf.gather(row_of, sentences.row_starts())
+        evidence = tf.zeros(tf.concat([tf.shape(word_ids), [1]], 0))
+        if "case" in document_features:
+            per_text = case_evidence(doc_words, doc_words, at_least_one(tf_case_classes(tokens), [1]))
+            per_token = tf.gather_nd(per_text, tf.stack([row_of, position], axis=1))
+            evidence = tf.RaggedTensor.from_value_rowids(per_token, sentence_of).to_tensor(0.0)
+            evidence = tf.pad(evidence, [[0, 0], [0, tf.shape(word_ids)[1] - tf.shape(evidence)[1]], [0, 0]])
+        doc_words = tf.gather(doc_words, text_of)
+        lengths = tf.cast(sentences.row_lengths(), tf.int32)
+        tag_ids, entity_scores = tag_by_length(word_ids, char_ids, evidence, doc_words, lengths)
+        valid = tf.sequence_mask(lengths, tf.shape(word_ids)[1])
+        tags = tokens.with_flat_values(tf.gather(tag_names, tf.boolean_mask(tag_ids, valid)))
+        scores = tokens.with_flat_values(tf.boolean_mask(entity_scores, valid))
         return {
             "tokens": tokens.to_tensor(""),
-            "tags": tags[:, :n],
+            "tags": tags.to_tensor(""),
             # The confidence of each entity at its first token, 0 elsewhere.
-            "entity_scores": entity_scores[:, :n],
+            "entity_scores": scores.to_tensor(0.0),
             "num_tokens": tf.cast(tokens.row_lengths(), tf.int32),
         }
 
@@ -92,11 +130,41 @@ def build_archive(model, vocab):
     return archive
 
 
+def split_sentences(tokens):
+    """A served text's tokens cut into sentences, each ending after ".", "!" or "?" (as the
+    SavedModel cuts them)."""
+    from pipelines.text.casing import SENTENCE_ENDS
+
+    pieces, start = [], 0
+    for i, token in enumerate(tokens):
+        if token in SENTENCE_ENDS and i + 1 < len(tokens):
+            pieces.append(tokens[start : i + 1])
+            start = i + 1
+    if start < len(tokens):
+        pieces.append(tokens[start:])
+    return pieces
+
+
 def in_memory_tags(model, encoder, vocab, token_lists, batch_size):
-    """IOB2 tags and entity scores per sentence from the in-memory model."""
-    ids, scores = predict_tags_and_scores(model, encoder.encode(token_lists), vocab["tags"], batch_size)
+    """IOB2 tags and entity scores per text from the in-memory model, as the SavedModel
+    computes them: sentence by sentence, the text being their document."""
+    import numpy as np
+
+    pieces, docs = [], []
+    for i, tokens in enumerate(token_lists):
+        split = split_sentences(tokens)
+        pieces += split
+        docs += [i] * len(split)
+    # Length-sorted chunks of SERVE_CHUNK, as the SavedModel groups a request's sentences, so
+    # both sides run the same shapes (matrix kernels may round differently for others).
+    ids, scores = predict_tags_and_scores(model, encoder.encode(pieces, docs=docs, cut_documents=False), vocab["tags"],
+                                          min(batch_size, SERVE_CHUNK))
     names = iob2_names(vocab["tags"])
-    return [[names[i] for i in row] for row in ids], scores
+    tags, text_scores = [[] for _ in token_lists], [[] for _ in token_lists]
+    for doc, row, row_scores in zip(docs, ids, scores):
+        tags[doc] += [names[i] for i in row]
+        text_scores[doc].append(row_scores)
+    return tags, [np.concatenate(s) if s else np.zeros(0, np.float32) for s in text_scores]
 
 
 def check_parity(saved_dir, model, encoder, split, cfg):

@@ -33,6 +33,6 @@ class NerTask(Task):
         from pipelines.tasks.ner.model import EntityF1Callback
 
         vocab = encoder.vocab
-        f1 = EntityF1Callback(encoder.encode(split.tokens), split.extra["tags"], vocab["tags"], vocab["tag_scheme"],
+        f1 = EntityF1Callback(split.features(encoder), split.extra["tags"], vocab["tags"], vocab["tag_scheme"],
                               cfg["eval_batch_size"])
         return Validation(callbacks=[f1])
