@@ -19,7 +19,9 @@ def test_token_offsets_and_character_spans():
     assert token_offsets("Apple's", ["Apple", "’s"]) is None  # a token the detokenizer rewrote
 
 
-def test_rawtext_benchmark_reports_both_figures(tmp_path, capsys):
+@pytest.fixture
+def exported(tmp_path):
+    """(params file, NER output folder) of the tiny fixture, prepared and exported untrained."""
     pytest.importorskip("sacremoses")
     from pipelines.tasks import load_task
     from tests.test_predict_input import export_untrained
@@ -28,6 +30,11 @@ def test_rawtext_benchmark_reports_both_figures(tmp_path, capsys):
     assert prepare.main(["ner", "--params", str(params)]) == 0
     out = tmp_path / "out" / "ner"
     export_untrained(load_task("ner"), params, out)
+    return params, out
+
+
+def test_rawtext_benchmark_reports_both_figures(exported, capsys):
+    params, out = exported
     (out / "metrics.json").write_text(json.dumps({"f1": 0.5}))
     assert benchmarks_main(["rawtext", "--params", str(params)]) == 0
     printed = capsys.readouterr().out
@@ -57,15 +64,8 @@ def test_as_documents_joins_sentences_and_shifts_spans():
     assert [joined[0][s:e] for _, s, e in sorted(spans[0], key=lambda t: t[1])] == ["Olaf Scholz", "Paris"]
 
 
-def test_rawtext_benchmark_sends_documents(tmp_path, capsys):
-    pytest.importorskip("sacremoses")
-    from pipelines.tasks import load_task
-    from tests.test_predict_input import export_untrained
-
-    params = tiny_params(tmp_path, write_conll_splits(tmp_path / "conll"))
-    assert prepare.main(["ner", "--params", str(params)]) == 0
-    out = tmp_path / "out" / "ner"
-    export_untrained(load_task("ner"), params, out)
+def test_rawtext_benchmark_sends_documents(exported, capsys):
+    params, out = exported
     assert benchmarks_main(["rawtext", "--params", str(params), "--documents"]) == 0
     assert "sent as 1 documents" in capsys.readouterr().out  # the fixture's test file is one document
     result = json.loads((out / "rawtext_documents.json").read_text())
