@@ -18,9 +18,9 @@ class TokenEncoder:
         chars: Vocabulary of characters (case kept).
         lowercase, digits_to_zero: word normalisation used to build `words`.
         max_word_chars: longer tokens keep their first characters only.
-        document_features: the tagger's document context ("topic", "case"); with
-            any, `encode` adds each sentence's document: `doc_words`, and with
-            "case" `doc_case`.
+        document_features: the tagger's document context ("topic", "case"): `encode`
+            adds `doc_words` (the sentence's document) with "topic" and
+            `case_evidence` with "case".
         max_document_tokens: a longer document is cut to this many tokens
             around the sentence.
     """
@@ -131,8 +131,8 @@ def case_evidence(words, doc_words, doc_case, oov_id):
     hist = np.zeros((len(ids) + 1, classes), dtype=np.float32)  # the last row: no mention
     np.add.at(hist, (inverse, doc_case[known] - 1), 1.0)
     at = np.searchsorted(ids, words)
-    found = (at < len(ids)) & (ids[np.minimum(at, max(len(ids) - 1, 0))] == words) if len(ids) else \
-        np.zeros(len(words), dtype=bool)
+    found = at < len(ids)
+    found[found] = ids[at[found]] == words[found]
     counts = hist[np.where(found, at, len(ids))]
     total = counts.sum(axis=-1, keepdims=True, dtype=np.float32)
     shares = counts / np.maximum(total, np.float32(1.0))

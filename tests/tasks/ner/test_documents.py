@@ -423,3 +423,11 @@ def test_log_mentions_table_is_numpy_log1p_with_the_same_clamp():
     doc = np.full(layer_module.MAX_MENTIONS + 10, 5, dtype=np.int32)
     out = encoding.case_evidence(np.array([5], np.int32), doc, np.full_like(doc, 2), oov_id=1)
     assert out[0, -1] == layer_module.LOG_MENTIONS[-1]
+
+
+def test_prepare_accepts_exactly_the_document_features_the_tagger_builds():
+    # prepare checks params without importing Keras, so it keeps its own copy of the names.
+    from models.tagger import DOCUMENT_FEATURES as built
+    from pipelines.tasks.ner.prepare import DOCUMENT_FEATURES as accepted
+
+    assert set(accepted) == set(built)
