@@ -261,7 +261,8 @@ class CRF(keras.layers.Layer):
         """
         em, mask, order, lengths, real = self._real_steps_first(emissions, mask)
         trans, start, end = self._weights_float32()
-        if temperature != 1.0:
+        # A tensor temperature (a compiled caller's argument) is always applied.
+        if not isinstance(temperature, (int, float)) or temperature != 1.0:
             em, trans, start, end = (x / temperature for x in (em, trans, start, end))
         em_t, real_t = ops.transpose(em, (1, 0, 2)), ops.transpose(real, (1, 0))
         # Steps 1.., then a padding step: the scan is never empty (TensorFlow

@@ -180,15 +180,16 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
         tags = ops.cast(ops.argmax(logits, axis=-1), "int32")
         return ops.where(mask, tags, ops.zeros_like(tags))
 
-    def entity_scores(self, logits, mask, tag_ids, span_types, begins):
+    def entity_scores(self, logits, mask, tag_ids, span_types, begins, temperature=None):
         """(batch, time) confidence of each entity of the path `tag_ids`, at its first token
         (see models/entity_scores.py): a CRF segment marginal, or a product of softmax
         probabilities. `span_types` and `begins` describe the tags (type index or -1, and
-        whether the tag always begins an entity)."""
+        whether the tag always begins an entity). `temperature`: a scalar (tensor) used
+        instead of `score_temperature`."""
         span_types = ops.convert_to_tensor(span_types, "int32")
         begins = ops.convert_to_tensor(begins, "bool")
         tag_ids = ops.cast(tag_ids, "int32")
-        t = self.score_temperature
+        t = self.score_temperature if temperature is None else temperature
         if self.use_crf:
             return crf_entity_scores(self.get_layer("crf"), logits, mask, tag_ids, span_types, begins, t)
         return softmax_entity_scores(logits, mask, tag_ids, span_types, begins, t)

@@ -27,6 +27,22 @@ def seed_everything(seed, deterministic=True):
             disable_op_determinism()
 
 
+def compiled(function):
+    """`function` of tensors as the backend runs repeated calls fastest: a tf.function (which
+    stops retracing for new shapes after the first few) or jax.jit; torch runs it eagerly.
+    Its Python-scalar closures are constants: pass what changes between calls as tensors."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function, reduce_retracing=True)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(function)
+    return function
+
+
 PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("data_parallel",)
 
