@@ -133,7 +133,6 @@ class EntityScorer:
     def __call__(self, temperature):
         import numpy as np
 
-        self.model.score_temperature = float(temperature)
         t = keras.ops.convert_to_tensor(float(temperature), "float32")
         scores = []
         for (logits, mask, ids), starts in zip(self.batches, self.starts):
