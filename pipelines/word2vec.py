@@ -131,6 +131,7 @@ def train_vectors(sentences, cfg, seed):
             vector_size=cfg["dim"],
             window=cfg["window"],
             min_count=cfg["min_count"],
+            sample=cfg.get("sample", 1e-3),  # gensim's default before the param existed
             sg=1 if cfg["skip_gram"] else 0,
             epochs=cfg["epochs"],
             workers=cfg["workers"],
@@ -163,6 +164,9 @@ def main(argv=None):
         if not isinstance(params.get("word2vec"), dict):
             raise ParamsError("params.yaml has no word2vec section")
         cfg = params["word2vec"]
+        sample = cfg.get("sample", 1e-3)
+        if isinstance(sample, bool) or not isinstance(sample, (int, float)) or not 0 <= sample < 1:
+            raise ParamsError(f"word2vec.sample must be a number in [0, 1) (0: no subsampling), got {sample!r}")
         out = resolve_path(cfg["out_dir"])
         start = time.perf_counter()
         folder = resolve_path(cfg["corpus_dir"])

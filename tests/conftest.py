@@ -121,7 +121,7 @@ def tiny_params(tmp_path, source, **overrides):
         validation_size=0.25, min_word_count=1, max_vocab=None, max_tokens=12,
     )
     sentiment["model"].update(embedding_dim=16, hidden_size=8, attention_units=8)
-    sentiment["train"].update(epochs=2, batch_size=8, patience=2, embeddings_file=None)
+    sentiment["train"].update(epochs=2, batch_size=8, patience=2, min_steps=None, embeddings_file=None)
     for dotted, value in overrides.items():
         node = params
         *parents, leaf = dotted.split(".")

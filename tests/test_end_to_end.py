@@ -143,6 +143,29 @@ def test_entity_scorer_matches_entity_confidences_at_each_temperature(run_dir):
     assert not np.allclose(sorted(scorer(0.5)[0]), sorted(scorer(2.0)[0]))
 
 
+def test_scoring_entities_keeps_one_predict_function_for_its_calls(run_dir):
+    """The export parity check predicts batch by batch; rebuilding the predict function for
+    each batch retraced the CRF's loops (CoNLL-2003 test: 56 s of its 60 s)."""
+    from pipelines.tasks.ner import TASK
+    from pipelines.tasks.ner.model import predict_tags_and_scores, scoring_entities
+
+    _, _, out = run_dir
+    model, encoder = TASK.load_model(out / "model.keras"), TASK.encoder(out)
+    features = TASK.load_split(out, "test").features(encoder)
+    tags = encoder.vocab["tags"]
+    alone = predict_tags_and_scores(model, features, tags, batch_size=5)
+    assert model.entity_tags is None and model.predict_function is None
+    with scoring_entities(model, tags):
+        first = predict_tags_and_scores(model, features, tags, batch_size=5)
+        function = model.predict_function
+        second = predict_tags_and_scores(model, features, tags, batch_size=5)
+        assert function is not None and model.predict_function is function
+    assert model.entity_tags is None and model.predict_function is None
+    for got in (first, second):
+        for a, b in zip(alone[0] + alone[1], got[0] + got[1]):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_evaluate_measures_the_calibration_of_entity_scores(run_dir):
     _, _, out = run_dir
     details = json.loads((out / "evaluation.json").read_text())

@@ -89,6 +89,19 @@ def test_stage_reports_missing_corpus_folder(tmp_path, conll_dir, capsys):
     assert err.startswith("word2vec: error: ") and "corpus folder not found" in err
 
 
+@pytest.mark.parametrize("sample", [-0.1, 1.0, "often", True])
+def test_stage_rejects_a_bad_sample(tmp_path, conll_dir, capsys, sample):
+    import yaml
+
+    params = tiny_params(tmp_path, conll_dir)
+    cfg = yaml.safe_load(params.read_text())
+    cfg["word2vec"]["sample"] = sample
+    params.write_text(yaml.safe_dump(cfg))
+    assert word2vec.main(["--params", str(params)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("word2vec: error: word2vec.sample must be a number in [0, 1)") and err.count("\n") == 1
+
+
 def test_count_lines(tmp_path):
     assert word2vec.count_lines(write_corpus(tmp_path / "a.jsonl.gz", ["x", "y", "z"], compress=True)) == 3
     (tmp_path / "b.jsonl").write_text('{"text": "a"}\n\n{"text": "b"}')  # no final newline
@@ -101,12 +114,15 @@ def test_training_in_two_steps_gives_gensim_s_one_call_vectors():
     from gensim.models import Word2Vec
 
     sentences = [[w.lower() for w in tokens] for tokens, _ in make_sentences(80, seed=4)]
-    cfg = {"dim": 8, "window": 3, "min_count": 1, "skip_gram": True, "epochs": 3, "workers": 1}
+    cfg = {"dim": 8, "window": 3, "min_count": 1, "sample": 0.01, "skip_gram": True, "epochs": 3, "workers": 1}
     ours = word2vec.train_vectors(sentences, cfg, seed=5)
-    theirs = Word2Vec(sentences, vector_size=8, window=3, min_count=1, sg=1, epochs=3, workers=1, seed=5,
-                      hashfxn=word2vec.stable_hash)
+    theirs = Word2Vec(sentences, vector_size=8, window=3, min_count=1, sample=0.01, sg=1, epochs=3, workers=1,
+                      seed=5, hashfxn=word2vec.stable_hash)
     assert ours.wv.index_to_key == theirs.wv.index_to_key
     np.testing.assert_array_equal(ours.wv.vectors, theirs.wv.vectors)
+    # The sample param reaches gensim: another value gives other vectors.
+    other = word2vec.train_vectors(sentences, dict(cfg, sample=0.001), seed=5)
+    assert not np.array_equal(other.wv.vectors, theirs.wv.vectors)
 
 
 def test_stage_reports_progress_with_an_eta(tmp_path, conll_dir, capsys, monkeypatch):

@@ -1,0 +1,1 @@
+"""Task-independent machinery the stages share: config, errors, batching, training, evaluating, exporting."""

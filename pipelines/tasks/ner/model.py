@@ -1,5 +1,7 @@
 """The NER model hooks: building the tagger, decoding tags, entity F1 on validation."""
 
+import contextlib
+
 import keras
 from seqeval.metrics import f1_score
 
@@ -49,18 +51,30 @@ def tag_descriptions(tag_names):
     return span_types, begins
 
 
+@contextlib.contextmanager
+def scoring_entities(model, tag_names):
+    """Inside the block the model's predictions carry entity scores. Many
+    `predict_tags_and_scores` calls in one block share one compiled predict function
+    (rebuilding it costs seconds: a trace of the CRF's loops)."""
+    if model.entity_tags is not None:  # an enclosing block already set it up
+        yield
+        return
+    model.entity_tags = tag_descriptions(tag_names)
+    model.predict_function = None  # rebuilt with the scores
+    try:
+        yield
+    finally:
+        model.entity_tags = None
+        model.predict_function = None
+
+
 def predict_tags_and_scores(model, features, tag_names, batch_size=256):
     """(tag ids, entity scores) per sentence in input order; a score sits at each entity's
     first token (0 elsewhere)."""
     import numpy as np
 
-    model.entity_tags = tag_descriptions(tag_names)
-    model.predict_function = None  # rebuilt with the scores
-    try:
+    with scoring_entities(model, tag_names):
         rows = predict_in_order(model, features, batch_size, per_token=True)
-    finally:
-        model.entity_tags = None
-        model.predict_function = None
     return [r[:, 0].astype(np.int32) for r in rows], [r[:, 1].astype(np.float32) for r in rows]
 
 

@@ -5,7 +5,7 @@ from pipelines.core.exporting import ServedModel
 from pipelines.core.progress import Progress
 from pipelines.tasks.base import ParityReport
 from pipelines.tasks.ner.encoding import iob2_names
-from pipelines.tasks.ner.model import predict_tags_and_scores, tag_descriptions
+from pipelines.tasks.ner.model import predict_tags_and_scores, scoring_entities, tag_descriptions
 from pipelines.tasks.ner.labels import get_spans
 from pipelines.text.tokenizer import tokenize, tokenize_with_offsets
 
@@ -178,7 +178,8 @@ def check_parity(saved_dir, model, encoder, split, cfg):
     serve = tf.saved_model.load(str(saved_dir)).signatures["serving_default"]
     non_empty = [t for t in texts if tokenize(t)]
     mismatches = []
-    with Progress("export: parity check", total=len(non_empty), unit="sentences") as progress:
+    with Progress("export: parity check", total=len(non_empty), unit="sentences") as progress, \
+            scoring_entities(model, vocab["tags"]):
         for first in range(0, len(non_empty), batch_size):
             # The in-memory model sees the same sentences in one batch, so both pad alike.
             part = non_empty[first : first + batch_size]

@@ -332,6 +332,28 @@ def test_prepare_keeps_documents_and_numbers_them_without_docstart(tmp_path):
     assert [d.tolist() for d in valid["doc_words"]] == [w.tolist() for w in valid["words"]]
 
 
+@pytest.mark.parametrize("train_marked, features, warned", [
+    (False, ["case"], True), (True, ["case"], False), (False, [], False),
+])
+def test_prepare_warns_when_only_the_evaluation_splits_mark_documents(tmp_path, capsys, train_marked, features,
+                                                                      warned):
+    source = tmp_path / "src"
+    source.mkdir()
+    sentences = make_sentences(6, seed=4)
+    write_conll(source / "train.txt", sentences, docstart=train_marked)
+    write_documents(source / "valid.txt", [sentences[:3], sentences[3:]])
+    write_conll(source / "test.txt", sentences, docstart=False)
+    run_prepare(tmp_path, source, **{"ner.prepare.document_features": features})
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
+    if warned:
+        assert warnings == [
+            "warning: validation marks documents (-DOCSTART-) but train does not, so ner.prepare.document_features "
+            "['case'] are learnt from single sentences and applied to whole documents; with such data [] is "
+            "usually better (README: NER ablations)"]
+    else:
+        assert warnings == []
+
+
 def test_prepare_two_column_source_gets_one_document_per_sentence(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
