@@ -41,6 +41,18 @@ def test_schedule_stretches_a_small_dataset_to_min_steps():
         Schedule({"epochs": 40, "patience": 8, "min_steps": -1}, 94, "ner.train")
 
 
+def test_shipped_sentiment_schedule_keeps_imdb_at_four_epochs_and_stretches_a_small_split():
+    import yaml
+
+    from tests.conftest import ROOT
+
+    cfg = yaml.safe_load((ROOT / "params.yaml").read_text())["sentiment"]["train"]
+    imdb = Schedule(cfg, 352)  # 22,500 training reviews at batch 64
+    assert (imdb.scale, imdb.epochs, imdb.patience) == (1.0, 4, 2)
+    small = Schedule(cfg, 47)  # 3,000 reviews
+    assert (small.epochs, small.patience) == (30, 15) and small.epochs * 47 >= cfg["min_steps"]
+
+
 def test_unknown_optimizer_is_a_params_error():
     with pytest.raises(ParamsError, match="unknown optimizer 'adagrad'; choose from " + ", ".join(OPTIMIZERS)):
         make_optimizer({"optimizer": "adagrad", "learning_rate": 0.1})
