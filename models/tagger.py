@@ -50,6 +50,11 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
             can run on cuDNN under JAX and torch, which refuse any mask.
         score_temperature: float > 0 dividing the scores for entity
             confidences only (`entity_scores`); decoding does not change.
+        document_vote: float, 0 or in [0.5, 1): after decoding, a mention whose
+            name's other mentions in the document vote for another type with
+            more than this share takes that type (see
+            `document_vote` in pipelines/tasks/ner/model.py; applied by evaluation and the
+            SavedModel, not by the network); 0: off.
         document_features: which document context the tokens see, a subset
             of ("topic", "case"): the document's mean word vector through a
             tanh layer (`DocumentTopic`), and how each word's mentions in the
@@ -86,6 +91,7 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
         oov_id=1,
         rnn_mask=True,
         score_temperature=1.0,
+        document_vote=0.0,
         document_features=(),
         document_topic_dim=50,
         num_case_classes=7,
@@ -165,6 +171,8 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
         self.rnn_mask = bool(rnn_mask)
         # Divides the scores before entity confidences are computed; set on validation after training.
         self.score_temperature = float(score_temperature)
+        # Chosen on validation after training, like the temperature.
+        self.document_vote = float(document_vote)
         self.document_features = list(document_features)
         self.document_topic_dim = int(document_topic_dim)
         self.num_case_classes = int(num_case_classes)
@@ -243,6 +251,7 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
             "oov_id": self.oov_id,
             "rnn_mask": self.rnn_mask,
             "score_temperature": self.score_temperature,
+            "document_vote": self.document_vote,
             "document_features": self.document_features,
             "document_topic_dim": self.document_topic_dim,
             "num_case_classes": self.num_case_classes,

@@ -391,3 +391,68 @@ def test_saved_model_tags_a_text_sentence_by_sentence(run_dir):
     pieces = encoder.encode(split_sentences(tokens), docs=[0, 0, 0], cut_documents=False)
     last = np.asarray(model({k: v[2][None] for k, v in pieces.items()}, training=False))[0]
     assert not np.allclose(logits[-2:], last)
+
+
+def test_saved_model_applies_the_document_vote(run_dir, tmp_path):
+    """With a document vote, the SavedModel's tags are the vote over the sentences of each text of
+    the tags it gives without one (the vote of evaluate and the parity check)."""
+    import tensorflow as tf
+
+    from pipelines.tasks.ner import TASK
+    from pipelines.tasks.ner.model import entity_types, vote_documents
+    from pipelines.tasks.ner.serving import build_archive, split_sentences
+    from tests.conftest import ORGS, PEOPLE, PLACES
+
+    _, _, out = run_dir
+    model, encoder = TASK.load_model(out / "model.keras"), TASK.encoder(out)
+    # Names where the templates put other types, beside sentences where they belong: the tagger
+    # disagrees with itself about some of them.
+    sentences = [" ".join(tokens) for tokens, _ in make_sentences(60, seed=11)]
+    names = PEOPLE + PLACES + ORGS
+    swapped = [s.replace(a, b) for s, a, b in zip(sentences, names * 9, names[3:] * 9 + names[:3])]
+    texts = [" ".join([swapped[i], sentences[i], swapped[i + 1]]) for i in range(0, 58, 2)]
+
+    def exported(share):
+        model.document_vote = share
+        path = tmp_path / f"vote_{share}"
+        build_archive(model, encoder.vocab).write_out(str(path), verbose=False)
+        fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+        result = fn(text=tf.constant(texts))
+        n = result["num_tokens"].numpy()
+        return ([[t.decode() for t in row[:k]] for row, k in zip(result["tags"].numpy(), n)],
+                [row[:k] for row, k in zip(result["entity_scores"].numpy(), n)])
+
+    plain_tags, plain_scores = exported(0.0)
+    voted_tags, voted_scores = exported(0.5)
+    docs, pieces, tags, scores = [], [], [], []
+    for i, text in enumerate(texts):
+        at = 0
+        for sentence in split_sentences(tokenize(text)):
+            docs.append(i)
+            pieces.append(sentence)
+            tags.append(plain_tags[i][at : at + len(sentence)])
+            scores.append(plain_scores[i][at : at + len(sentence)])
+            at += len(sentence)
+    expected_tags, expected_scores = vote_documents(docs, pieces, tags, scores, entity_types(encoder.vocab["tags"]),
+                                                    0.5)
+    expected = [[] for _ in texts]
+    for doc, row in zip(docs, expected_tags):
+        expected[doc] += row
+    assert voted_tags == expected
+    assert expected != plain_tags  # the vote changed something here
+    np.testing.assert_allclose(np.concatenate(voted_scores), np.concatenate(expected_scores), atol=1e-6)
+
+
+def test_train_chooses_the_document_vote_on_validation(run_dir):
+    from pipelines.tasks.ner import TASK
+
+    _, _, out = run_dir
+    finish = json.loads((out / "train_details.json").read_text())["finish"]
+    found, chosen = finish["val_f1"], finish["document_vote"]
+    assert set(found) == {"off", "0.55", "0.6", "0.65", "0.7", "0.8", "0.9"}
+    assert found["off" if chosen == 0 else str(chosen)] == max(found.values())
+    # Off is the selected epoch's validation F1, as the training callback measured it.
+    assert found["off"] == pytest.approx(json.loads((out / "train.json").read_text())["best_val"], abs=1e-5)
+    assert finish["calibration"]["score_temperature"] > 0
+    assert TASK.load_model(out / "model.keras").document_vote == chosen
+    assert json.loads((out / "evaluation.json").read_text())["document_vote"] == chosen

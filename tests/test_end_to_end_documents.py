@@ -48,13 +48,18 @@ def served(run_dir):
 
 
 def in_memory(model, encoder, token_lists, docs=None):
-    """(IOB2 tags, entity scores) per sentence, as evaluate predicts them."""
+    """(IOB2 tags, entity scores) per sentence, as evaluate predicts them (with the model's
+    document vote; without `docs` each sentence is its own document)."""
     from pipelines.tasks.ner.encoding import decode_names, to_iob2
-    from pipelines.tasks.ner.model import predict_tags_and_scores
+    from pipelines.tasks.ner.model import entity_types, predict_tags_and_scores, vote_documents
 
     vocab = encoder.vocab
     ids, scores = predict_tags_and_scores(model, encoder.encode(token_lists, docs=docs), vocab["tags"], 8)
-    return to_iob2(decode_names(ids, vocab["tags"]), vocab["tag_scheme"]), scores
+    tags = to_iob2(decode_names(ids, vocab["tags"]), vocab["tag_scheme"])
+    if model.document_vote:
+        tags, scores = vote_documents(docs or list(range(len(token_lists))), [list(t) for t in token_lists], tags,
+                                      scores, entity_types(vocab["tags"]), model.document_vote)
+    return tags, scores
 
 
 def served_reference(model, encoder, token_lists):

@@ -26,7 +26,7 @@ TUNERS = ("random", "bayesian", "hyperband")
 # (batch size, epochs, patience, ...) are not searched.
 TUNABLE_TRAIN_KEYS = ("optimizer", "learning_rate", "lr_decay", "clipnorm")
 # Train settings that do not change a search's trials, so they are left out of its name.
-NOT_IN_SEARCH = ("epochs", "patience", "min_steps", "monitor", "eval_batch_size", "calibrate_scores",
+NOT_IN_SEARCH = ("epochs", "patience", "min_steps", "monitor", "eval_batch_size", "calibrate_scores", "document_vote",
                  "padding_free", "mixed_precision", "jit_compile", "distribution")
 BEST_FILE = "best_hyperparameters.json"
 

@@ -8,7 +8,7 @@ from pipelines.core.errors import ParamsError
 from pipelines.core.reports import bar_chart, write_confusion, write_rows_csv
 from pipelines.tasks.ner.encoding import decode_names, to_iob2
 from pipelines.tasks.ner.labels import get_spans
-from pipelines.tasks.ner.model import predict_tags_and_scores
+from pipelines.tasks.ner.model import entity_types, predict_tags_and_scores, vote_documents
 
 HEADLINE = ("f1", "precision", "recall", "macro_f1")
 
@@ -93,6 +93,10 @@ def evaluate(model, encoder, split, cfg, out):
     ids, entity_scores = predict_tags_and_scores(model, split.features(encoder), vocab["tags"], cfg["batch_size"])
     pred = to_iob2(decode_names(ids, vocab["tags"]), vocab["tag_scheme"])
     gold = to_iob2(split.extra["tags"], vocab["tag_scheme"])
+    document_vote = float(getattr(model, "document_vote", 0.0))
+    if document_vote:  # as the SavedModel does it, each document being a served text
+        pred, entity_scores = vote_documents(split.context["docs"], [list(t) for t in tokens], pred, entity_scores,
+                                             entity_types(vocab["tags"]), document_vote)
 
     # Calibration is measured on every predicted entity, before min_score drops any.
     gold_spans = [get_spans(g, "IOB2") for g in gold]
@@ -110,7 +114,7 @@ def evaluate(model, encoder, split, cfg, out):
     metrics = {**{k: scores[k] for k in HEADLINE}, "strict_f1": scores["strict"]["f1"]}
     details = {"per_type": scores["per_type"], "strict": scores["strict"], "sentences": len(tokens),
                "tokens": n_tokens, "token_accuracy": round(correct_tokens / n_tokens, 5),
-               "min_score": min_score, "confidence": calibration}
+               "min_score": min_score, "document_vote": document_vote, "confidence": calibration}
 
     plots = out / "plots"
     types = sorted(details["per_type"])

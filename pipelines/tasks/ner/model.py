@@ -231,3 +231,156 @@ class EntityF1Callback(keras.callbacks.Callback):
         if logs is not None:
             logs[self.name] = float(score)
         print(f" - {self.name}: {score:.4f}")
+
+
+# Document label consistency: the mentions of one name in one document get one type.
+#
+# A name is usually the same kind of entity wherever it appears in a document,
+# but the tagger decides each sentence alone. After tagging, each entity's
+# confidence is a vote for its type by its exact words (case kept) in its
+# document; an entity whose type has a minority of its name's votes takes the
+# majority type when that type holds more than `min_share` of them. A close vote
+# changes nothing: two confident mentions of different types are usually two
+# different things with one name (Jordan the country, Jordan the player).
+#
+# The same TensorFlow function runs in the SavedModel (a served text is one
+# document) and in evaluation, so both give the same tags.
+
+VOTE_CANDIDATES = (0.55, 0.6, 0.65, 0.7, 0.8, 0.9)
+
+
+def entity_types(tag_names):
+    """The entity types of a tag set, sorted ("B-PER", "S-LOC" -> ["LOC", "PER"])."""
+    return sorted({t[2:] for t in tag_names if t != "O"})
+
+
+def document_vote(groups, tokens, tags, scores, breaks, types, min_share):
+    """Flat tensors over the tokens of several documents, in reading order: `groups` (int64,
+    the document of each token), `tokens` and IOB2 `tags` (strings), `scores` (float32, each
+    entity's confidence at its first token), `breaks` (bool, a sentence starts here: no
+    entity crosses it); `types`, the entity types. Returns (tags, scores) after the vote; a
+    relabelled entity's score is its new type's share of the vote."""
+    import tensorflow as tf
+
+    if not types:  # only "O" tags: nothing to vote on
+        return tags, scores
+    n = tf.size(tags)
+    is_o = tf.equal(tags, "O")
+    prefix = tf.strings.substr(tags, 0, 1)
+    token_types = tf.where(is_o, "", tf.strings.regex_replace(tags, "^[^-]*-", ""))
+    previous_types = tf.concat([[""], token_types], 0)[:n]
+    # As conlleval reads IOB2: an I-X continues only an X entity of the same sentence.
+    continues = tf.equal(prefix, "I") & tf.equal(previous_types, token_types) & ~breaks
+    starts = ~is_o & ~continues
+    span_of = tf.cumsum(tf.cast(starts, tf.int32)) - 1
+    first = tf.where(starts)[:, 0]
+    num_spans = tf.size(first)
+    inside = tf.where(~is_o)[:, 0]
+    words = tf.RaggedTensor.from_value_rowids(
+        tf.gather(tokens, inside), tf.cast(tf.gather(span_of, inside), tf.int64), nrows=tf.cast(num_spans, tf.int64))
+    names = tf.strings.reduce_join(words, axis=1, separator=" ")
+    keys = tf.strings.join([tf.strings.as_string(tf.gather(groups, first)), names], separator="\x1f")
+    type_table = tf.constant(list(types), tf.string)
+    num_types = len(types)
+    span_types = tf.cast(tf.argmax(tf.cast(
+        tf.equal(tf.gather(token_types, first)[:, None], type_table[None, :]), tf.int32), axis=1), tf.int32)
+    span_scores = tf.gather(scores, first)
+
+    unique_keys, key_of = tf.unique(keys)
+    num_keys = tf.size(unique_keys)
+    votes = tf.reshape(tf.math.unsorted_segment_sum(span_scores, key_of * num_types + span_types,
+                                                    num_keys * num_types), [num_keys, num_types])
+    total = tf.reduce_sum(votes, axis=1)
+    best = tf.cast(tf.argmax(votes, axis=1), tf.int32)
+    share = tf.math.divide_no_nan(tf.reduce_max(votes, axis=1), total)
+    span_best, span_share = tf.gather(best, key_of), tf.gather(share, key_of)
+    flip = tf.not_equal(span_best, span_types) & (span_share > min_share)
+    new_types = tf.where(flip, span_best, span_types)
+
+    # Per token: its entity's index, or one past the last (a padding entry) outside entities.
+    at = tf.where(is_o, num_spans, span_of)
+    token_flip = tf.gather(tf.concat([flip, [False]], 0), at)
+    # A relabelled entity, or one right after it, begins with B- so that it cannot merge with
+    # its neighbour.
+    previous_flip = tf.concat([[False], token_flip], 0)[:n] & ~breaks
+    begin = starts & (token_flip | previous_flip)
+    new_prefix = tf.where(begin, "B", prefix)
+    token_types = tf.gather(type_table, tf.gather(tf.concat([new_types, [0]], 0), at))
+    new_tags = tf.where(is_o, tags, tf.strings.join([new_prefix, token_types], separator="-"))
+    new_scores = tf.where(starts & token_flip, tf.gather(tf.concat([span_share, [0.0]], 0), at), scores)
+    return new_tags, new_scores
+
+
+def vote_documents(docs, token_lists, tag_lists, score_lists, types, min_share):
+    """`document_vote` over sentences: docs (a document id per sentence), tokens, IOB2 tags and
+    entity scores per sentence. Returns (tags, scores) per sentence, in order."""
+    import numpy as np
+    import tensorflow as tf
+
+    lengths = [len(t) for t in token_lists]
+    flat = lambda rows: [x for row in rows for x in row]  # noqa: E731
+    groups = np.repeat(np.asarray(docs, dtype=np.int64), lengths)
+    breaks = np.zeros(sum(lengths), dtype=bool)
+    breaks[np.cumsum([0] + lengths[:-1])[np.asarray(lengths) > 0]] = True
+    scores = np.concatenate([np.asarray(s, np.float32) for s in score_lists]) if lengths else np.zeros(0, np.float32)
+    new_tags, new_scores = document_vote(
+        tf.constant(groups), tf.constant(flat(token_lists), tf.string), tf.constant(flat(tag_lists), tf.string),
+        tf.constant(scores), tf.constant(breaks), types, tf.constant(float(min_share)))
+    new_tags = [t.decode("utf-8") for t in new_tags.numpy()]
+    new_scores = new_scores.numpy()
+    out_tags, out_scores, at = [], [], 0
+    for n in lengths:
+        out_tags.append(new_tags[at : at + n])
+        out_scores.append(new_scores[at : at + n])
+        at += n
+    return out_tags, out_scores
+
+
+def document_vote_setting(cfg):
+    """ner.train.document_vote: "auto" (chosen on validation), a share in [0.5, 1), or null /
+    false (off). Returns "auto" or a float (0.0: off)."""
+    value = cfg.get("document_vote", "auto")
+    if value is None or value is False:
+        return 0.0
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.5 <= value < 1.0:
+        raise ParamsError(f"params: ner.train.document_vote must be auto, null or a number in [0.5, 1), "
+                          f"got {value!r}")
+    return float(value)
+
+
+def choose_document_vote(model, encoder, val_split, cfg):
+    """Sets the model's `document_vote` (`document_vote`): the share given, or
+    with "auto" the one of `VOTE_CANDIDATES` (or off) with the best validation entity F1, a
+    larger share or off on ties. Returns {"document_vote", "val_f1" per candidate}."""
+    import sys
+
+    from pipelines.core.progress import heartbeat
+    setting = document_vote_setting(cfg)
+    if setting != "auto":
+        model.document_vote = setting
+        return {"document_vote": setting}
+    vocab = encoder.vocab
+    with heartbeat("train: choosing the document vote on validation", stream=sys.stdout):
+        ids, scores = predict_tags_and_scores(model, val_split.features(encoder), vocab["tags"],
+                                              cfg.get("eval_batch_size", 256))
+        pred = to_iob2(decode_names(ids, vocab["tags"]), vocab["tag_scheme"])
+        gold = to_iob2(val_split.extra["tags"], vocab["tag_scheme"])
+        docs, tokens, types = val_split.context["docs"], [list(t) for t in val_split.tokens], entity_types(vocab["tags"])
+        found = {0.0: float(f1_score(gold, pred))}
+        for share in sorted(VOTE_CANDIDATES, reverse=True):
+            found[share] = float(f1_score(gold, vote_documents(docs, tokens, pred, scores, types, share)[0]))
+    best = max(found, key=lambda s: (found[s], s == 0.0, s))
+    model.document_vote = best
+    print(f"train: document vote chosen on validation: "
+          f"{'off' if best == 0.0 else f'share > {best}'} (validation F1 {found[0.0]:.4f} -> {found[best]:.4f})")
+    return {"document_vote": best, "val_f1": {("off" if s == 0.0 else str(s)): round(f, 5) for s, f in found.items()}}
+
+
+def finish_model(model, encoder, train_split, val_split, cfg):
+    """After training: the confidence temperature, then the document vote (it weighs
+    mentions by their calibrated confidence)."""
+    record = {"calibration": fit_score_temperature(model, encoder, train_split, val_split, cfg)}
+    record.update(choose_document_vote(model, encoder, val_split, cfg))
+    return record

@@ -5,7 +5,8 @@ from pipelines.core.exporting import ServedModel
 from pipelines.core.progress import Progress
 from pipelines.tasks.base import ParityReport
 from pipelines.tasks.ner.encoding import iob2_names
-from pipelines.tasks.ner.model import predict_tags_and_scores, scoring_entities, tag_descriptions
+from pipelines.tasks.ner.model import (document_vote, entity_types, predict_tags_and_scores, scoring_entities,
+                                        tag_descriptions, vote_documents)
 from pipelines.tasks.ner.labels import get_spans
 from pipelines.text.tokenizer import tokenize, tokenize_with_offsets
 
@@ -33,6 +34,7 @@ def build_archive(model, vocab):
     lowercase, digits, max_chars = vocab["lowercase"], vocab["digits_to_zero"], vocab["max_word_chars"]
     document_features = list(getattr(model, "document_features", []))
     case_evidence = CaseEvidence(getattr(model, "num_case_classes", 7), oov_id=getattr(model, "oov_id", 1))
+    vote_share, types = float(getattr(model, "document_vote", 0.0)), entity_types(vocab["tags"])
 
     def tag_by_length(word_ids, char_ids, evidence, doc_words, lengths):
         # A request mixes short and long sentences; tagging it in chunks of
@@ -110,8 +112,11 @@ def build_archive(model, vocab):
         lengths = tf.cast(sentences.row_lengths(), tf.int32)
         tag_ids, entity_scores = tag_by_length(word_ids, char_ids, evidence, doc_words, lengths)
         valid = tf.sequence_mask(lengths, tf.shape(word_ids)[1])
-        tags = tokens.with_flat_values(tf.gather(tag_names, tf.boolean_mask(tag_ids, valid)))
-        scores = tokens.with_flat_values(tf.boolean_mask(entity_scores, valid))
+        flat_tags, flat_scores = tf.gather(tag_names, tf.boolean_mask(tag_ids, valid)), tf.boolean_mask(entity_scores, valid)
+        if vote_share:
+            flat_tags, flat_scores = document_vote(row_of, flat, flat_tags, flat_scores, starts, types,
+                                                   tf.constant(vote_share))
+        tags, scores = tokens.with_flat_values(flat_tags), tokens.with_flat_values(flat_scores)
         return {
             "tokens": tokens.to_tensor(""),
             "tags": tags.to_tensor(""),
@@ -160,9 +165,14 @@ def in_memory_tags(model, encoder, vocab, token_lists, batch_size):
     ids, scores = predict_tags_and_scores(model, encoder.encode(pieces, docs=docs, cut_documents=False), vocab["tags"],
                                           min(batch_size, SERVE_CHUNK))
     names = iob2_names(vocab["tags"])
+    sentence_tags = [[names[i] for i in row] for row in ids]
+    vote_share = float(getattr(model, "document_vote", 0.0))
+    if vote_share:
+        sentence_tags, scores = vote_documents(docs, pieces, sentence_tags, scores, entity_types(vocab["tags"]),
+                                               vote_share)
     tags, text_scores = [[] for _ in token_lists], [[] for _ in token_lists]
-    for doc, row, row_scores in zip(docs, ids, scores):
-        tags[doc] += [names[i] for i in row]
+    for doc, row, row_scores in zip(docs, sentence_tags, scores):
+        tags[doc] += row
         text_scores[doc].append(row_scores)
     return tags, [np.concatenate(s) if s else np.zeros(0, np.float32) for s in text_scores]
 

@@ -22,7 +22,7 @@ class NerTask(Task):
     check_runtime = hook("pipelines.tasks.ner.model", "check_runtime")
     build_model = hook("pipelines.tasks.ner.model", "build_model")
     load_model = hook("pipelines.tasks.ner.model", "load_model")
-    finish_model = hook("pipelines.tasks.ner.model", "fit_score_temperature")
+    finish_model = hook("pipelines.tasks.ner.model", "finish_model")
     evaluate = hook("pipelines.tasks.ner.evaluation", "evaluate")
     evaluation_lines = hook("pipelines.tasks.ner.evaluation", "evaluation_lines")
     serving_archive = hook("pipelines.tasks.ner.serving", "build_archive")
@@ -30,8 +30,9 @@ class NerTask(Task):
     predictor = hook("pipelines.tasks.ner.serving", "NerPredictor")
 
     def validation_monitor(self, encoder, split, cfg, padding_free):
-        from pipelines.tasks.ner.model import EntityF1Callback
+        from pipelines.tasks.ner.model import EntityF1Callback, document_vote_setting
 
+        document_vote_setting(cfg)  # a bad value stops here, not after training
         vocab = encoder.vocab
         f1 = EntityF1Callback(split.features(encoder), split.extra["tags"], vocab["tags"], vocab["tag_scheme"],
                               cfg["eval_batch_size"])
