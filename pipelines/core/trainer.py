@@ -89,7 +89,7 @@ def train(task, params, out, callbacks=()):
                 runtime.jit_compile = model.jit_compile  # what Keras resolved "auto" to
         metric, mode = task.selection(cfg)
         # What decides the run: a saved state from other settings or data is not resumed.
-        # document_vote is chosen after fitting (finish_model): changing it resumes the finished fit.
+        # document_vote acts after fitting (finish_model): an interrupted fit resumes across a change of it.
         fit_cfg = {k: v for k, v in cfg.items() if k != "document_vote"}
         settings = {"model": model_cfg, "train": fit_cfg, "seed": seed, "runtime": runtime.summary(),
                     "data": data_fingerprint(out, train_split, val_split)}
