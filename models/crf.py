@@ -28,6 +28,11 @@ class CRF(keras.layers.Layer):
 
     Args:
         num_tags: int >= 1, number of tags.
+        members: int >= 1. Above 1 the layer holds one set of transitions per
+            member of an ensemble: `loss` takes emissions (batch, time,
+            members, num_tags) and sums the members' own losses, while
+            decoding and the posteriors take the combined emissions (their
+            mean over members) with the mean transitions.
         **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`...).
 
     Call arguments:
@@ -50,7 +55,7 @@ class CRF(keras.layers.Layer):
     (2, 4, 3)
     """
 
-    def __init__(self, num_tags, **kwargs):
+    def __init__(self, num_tags, members=1, **kwargs):
         super().__init__(**kwargs)
         try:
             valid = not isinstance(num_tags, bool) and operator.index(num_tags) >= 1
@@ -59,6 +64,9 @@ class CRF(keras.layers.Layer):
         if not valid:
             raise ValueError(f"num_tags must be an int >= 1, got {num_tags!r}")
         self.num_tags = operator.index(num_tags)
+        if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+            raise ValueError(f"members must be an int >= 1, got {members!r}")
+        self.members = members
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -69,15 +77,16 @@ class CRF(keras.layers.Layer):
             )
         # Zeros: a uniform prior over paths; symmetry breaking comes from the
         # emissions.
+        lead = (self.members,) if self.members > 1 else ()
         self.transitions = self.add_weight(
-            shape=(self.num_tags, self.num_tags), initializer="zeros",
+            shape=lead + (self.num_tags, self.num_tags), initializer="zeros",
             name="transitions",
         )
         self.start_transitions = self.add_weight(
-            shape=(self.num_tags,), initializer="zeros", name="start_transitions"
+            shape=lead + (self.num_tags,), initializer="zeros", name="start_transitions"
         )
         self.end_transitions = self.add_weight(
-            shape=(self.num_tags,), initializer="zeros", name="end_transitions"
+            shape=lead + (self.num_tags,), initializer="zeros", name="end_transitions"
         )
         self.built = True
 
@@ -87,12 +96,21 @@ class CRF(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
-    def _weights_float32(self):
+    def _member_weights(self):
+        """(transitions, start, end) float32, with a leading members axis above 1 member."""
         return (
             ops.cast(self.transitions, "float32"),
             ops.cast(self.start_transitions, "float32"),
             ops.cast(self.end_transitions, "float32"),
         )
+
+    def _weights_float32(self):
+        weights = self._member_weights()
+        if self.members > 1:
+            # The ensemble's CRF: averaging the members' scores is the normalised
+            # product of their distributions (a geometric mean), decoded exactly.
+            weights = tuple(ops.mean(w, axis=0) for w in weights)
+        return weights
 
     def _time_major(self, emissions, mask):
         emissions = ops.cast(emissions, "float32")
@@ -136,7 +154,7 @@ class CRF(keras.layers.Layer):
         tag_t = ops.cast(inputs[:, k + 1], "int32") if with_tags else None
         return em_t, tag_t, m_t
 
-    def log_likelihood(self, emissions, tags, mask=None):
+    def log_likelihood(self, emissions, tags, mask=None, weights=None):
         """Log-probability of `tags` under the CRF, one value per sequence.
 
         Args:
@@ -144,6 +162,8 @@ class CRF(keras.layers.Layer):
             tags: int tensor (batch, time) of gold tag ids; values at masked
                 positions are ignored.
             mask: bool or 0/1 tensor (batch, time); None means no padding.
+            weights: (transitions, start, end) to score with instead of the
+                layer's (combined) ones.
 
         Returns:
             float32 tensor (batch,): score(tags) - log Z; 0 for a row
@@ -155,7 +175,7 @@ class CRF(keras.layers.Layer):
         # Padding labels may be anything (e.g. -1); keep the gathers in range.
         tags = ops.take_along_axis(ops.cast(tags, "int32"), order, axis=1)
         tags = ops.where(real, tags, ops.zeros_like(tags))
-        trans, start, end = self._weights_float32()
+        trans, start, end = self._weights_float32() if weights is None else weights
         zeros = ops.zeros_like(em[..., 0])
 
         gold_em = ops.take_along_axis(em, tags[..., None], axis=2)[..., 0]
@@ -181,8 +201,15 @@ class CRF(keras.layers.Layer):
         return ops.where(lengths > 0, score - log_z, ops.zeros_like(score))
 
     def loss(self, emissions, tags, mask=None):
-        """Mean negative log-likelihood over the batch (a float32 scalar)."""
-        return -ops.mean(self.log_likelihood(emissions, tags, mask))
+        """Mean negative log-likelihood over the batch (a float32 scalar); with several
+        members, emissions are (batch, time, members, num_tags) and the members' losses,
+        each with its own transitions, are summed, so each learns as if alone."""
+        if self.members == 1:
+            return -ops.mean(self.log_likelihood(emissions, tags, mask))
+        trans, start, end = self._member_weights()
+        return sum(
+            -ops.mean(self.log_likelihood(emissions[:, :, m], tags, mask, (trans[m], start[m], end[m])))
+            for m in range(self.members))
 
     def decode(self, emissions, mask=None):
         """Viterbi-best tag path.
@@ -422,4 +449,6 @@ class CRF(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(num_tags=self.num_tags)
+        if self.members > 1:  # older saved models have no such key
+            config.update(members=self.members)
         return config

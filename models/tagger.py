@@ -65,6 +65,10 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
             would cost a (time x document length) match per sentence).
         document_topic_dim: int, size of the topic vector.
         num_case_classes: int, number of case classes, padding included.
+        members: int, number of taggers trained side by side as an ensemble, each with
+            its own weights and its own loss (summed); their tag scores are averaged
+            (with a CRF, their transitions too) for decoding and confidences. The model
+            then outputs (batch, time, members, tags); `combined_logits` averages them.
 
     Example:
     >>> tagger = SequenceTagger(word_vocab_size=100, char_vocab_size=40, num_tags=5)
@@ -95,6 +99,7 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
         document_features=(),
         document_topic_dim=50,
         num_case_classes=7,
+        members=1,
         **kwargs,
     ):
         if rnn_type not in RNN_TYPES:
@@ -113,43 +118,62 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
             raise ValueError(f"document_features must be distinct values of {DOCUMENT_FEATURES}, "
                              f"got {list(document_features)}")
 
+        if isinstance(members, bool) or int(members) != members or int(members) < 1:
+            raise ValueError(f"members must be an int >= 1, got {members!r}")
+        members = int(members)
+
         words = keras.Input(shape=(None,), dtype="int32", name="words")
         chars = keras.Input(shape=(None, None), dtype="int32", name="chars")
         inputs = {"words": words, "chars": chars}
-        mask = ops.not_equal(words, 0)
-        dropped = WordDropout(word_dropout, oov_id=oov_id, name="word_dropout")(words)
-        embedding = layers.Embedding(word_vocab_size, word_dim, name="word_embedding")
-        x = embedding(dropped)
-        context = []
         if "topic" in document_features:
-            inputs["doc_words"] = doc_words = keras.Input(shape=(None,), dtype="int32", name="doc_words")
-            doc_vectors = ops.stop_gradient(embedding(doc_words))
-            context.append(DocumentTopic(document_topic_dim, name="document_topic")(words, doc_vectors, doc_words))
+            inputs["doc_words"] = keras.Input(shape=(None,), dtype="int32", name="doc_words")
         if "case" in document_features:
-            inputs["case_evidence"] = evidence = keras.Input(
+            inputs["case_evidence"] = keras.Input(
                 shape=(None, int(num_case_classes)), dtype="float32", name="case_evidence")
-            context.append(evidence)
-        if char_encoder != "none":
-            char_features = CharEncoder(
-                char_vocab_size,
-                embedding_dim=char_dim,
-                encoder=char_encoder,
-                filters=char_filters,
-                kernel_size=char_kernel_size,
-                hidden_size=char_hidden_size,
-                name="char_encoder",
-            )(chars)
-            x = layers.Concatenate(name="token_features")([x, char_features])
-        if context:
-            x = layers.Concatenate(name="context_features")([x, *context])
-        x = layers.Dropout(dropout, name="embedding_dropout")(x)
-        for i in range(int(num_layers)):
-            x = bidirectional(rnn_type, int(hidden_size), f"bi_{rnn_type}_{i}")(x, mask=mask if rnn_mask else None)
-            x = layers.Dropout(dropout, name=f"rnn_dropout_{i}")(x)
-        logits = layers.Dense(num_tags, dtype="float32", name="tag_logits")(x)
+        mask = ops.not_equal(words, 0)
+
+        def member_logits(suffix):
+            """One tagger on the inputs: its own embeddings, encoders and weights."""
+            dropped = WordDropout(word_dropout, oov_id=oov_id, name="word_dropout" + suffix)(words)
+            embedding = layers.Embedding(word_vocab_size, word_dim, name="word_embedding" + suffix)
+            x = embedding(dropped)
+            context = []
+            if "topic" in document_features:
+                doc_words = inputs["doc_words"]
+                doc_vectors = ops.stop_gradient(embedding(doc_words))
+                context.append(DocumentTopic(document_topic_dim, name="document_topic" + suffix)(
+                    words, doc_vectors, doc_words))
+            if "case" in document_features:
+                context.append(inputs["case_evidence"])
+            if char_encoder != "none":
+                char_features = CharEncoder(
+                    char_vocab_size,
+                    embedding_dim=char_dim,
+                    encoder=char_encoder,
+                    filters=char_filters,
+                    kernel_size=char_kernel_size,
+                    hidden_size=char_hidden_size,
+                    name="char_encoder" + suffix,
+                )(chars)
+                x = layers.Concatenate(name="token_features" + suffix)([x, char_features])
+            if context:
+                x = layers.Concatenate(name="context_features" + suffix)([x, *context])
+            x = layers.Dropout(dropout, name="embedding_dropout" + suffix)(x)
+            for i in range(int(num_layers)):
+                x = bidirectional(rnn_type, int(hidden_size), f"bi_{rnn_type}_{i}{suffix}")(
+                    x, mask=mask if rnn_mask else None)
+                x = layers.Dropout(dropout, name=f"rnn_dropout_{i}{suffix}")(x)
+            return layers.Dense(num_tags, dtype="float32", name="tag_logits" + suffix)(x)
+
+        # Member 0 keeps the single model's layer names; the others are independent copies
+        # ("_m1", ...) whose tag scores stack on axis 2: (batch, time, members, tags).
+        if members == 1:
+            logits = member_logits("")
+        else:
+            logits = ops.stack([member_logits("" if m == 0 else f"_m{m}") for m in range(members)], axis=2)
         if use_crf:
             # float32 even under mixed precision: the forward algorithm sums exponentials.
-            logits = CRF(num_tags, dtype="float32", name="crf")(logits)
+            logits = CRF(num_tags, members=members, dtype="float32", name="crf")(logits)
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
         self.word_vocab_size = int(word_vocab_size)
@@ -176,13 +200,19 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
         self.document_features = list(document_features)
         self.document_topic_dim = int(document_topic_dim)
         self.num_case_classes = int(num_case_classes)
+        self.members = members
 
     @staticmethod
     def token_mask(inputs):
         return ops.not_equal(inputs["words"], 0)
 
+    def combined_logits(self, logits):
+        """(batch, time, tags): the members' mean; a single model's logits unchanged."""
+        return ops.mean(logits, axis=2) if self.members > 1 else logits
+
     def decode(self, logits, mask):
         """Tag ids (batch, time), 0 at padding: Viterbi with a CRF, else argmax."""
+        logits = self.combined_logits(logits)
         if self.use_crf:
             return self.get_layer("crf").decode(logits, mask)
         tags = ops.cast(ops.argmax(logits, axis=-1), "int32")
@@ -198,6 +228,7 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
         begins = ops.convert_to_tensor(begins, "bool")
         tag_ids = ops.cast(tag_ids, "int32")
         t = self.score_temperature if temperature is None else temperature
+        logits = self.combined_logits(logits)
         if self.use_crf:
             return crf_entity_scores(self.get_layer("crf"), logits, mask, tag_ids, span_types, begins, t)
         return softmax_entity_scores(logits, mask, tag_ids, span_types, begins, t)
@@ -208,8 +239,11 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
             loss = self.get_layer("crf").loss(y_pred, y, mask)
         else:
             per_token = keras.losses.sparse_categorical_crossentropy(
-                y, y_pred, from_logits=True
+                ops.broadcast_to(y[:, :, None], ops.shape(y_pred)[:-1]) if self.members > 1 else y,
+                y_pred, from_logits=True
             )
+            if self.members > 1:
+                per_token = ops.sum(per_token, axis=2)
             weights = ops.cast(mask, per_token.dtype)
             loss = ops.sum(per_token * weights) / ops.maximum(ops.sum(weights), 1.0)
         if self.losses:
@@ -255,6 +289,7 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
             "document_features": self.document_features,
             "document_topic_dim": self.document_topic_dim,
             "num_case_classes": self.num_case_classes,
+            "members": self.members,
         }
 
     @classmethod

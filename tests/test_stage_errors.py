@@ -143,6 +143,7 @@ def test_missing_source_and_missing_task_section(prepared, tmp_path, task):
     ("sentiment", {"sentiment.train.embeddings_file": "nowhere/vectors.txt"}, "embeddings file not found"),
     ("sentiment", {"sentiment.train.mixed_precision": "float8"}, "train.mixed_precision must be null or one of"),
     ("ner", {"ner.train.min_steps": -5}, "ner.train.min_steps must be >= 0 or null, got -5"),
+    ("ner", {"ner.model.members": 0}, "ner.model.members must be an int >= 1, got 0"),
     ("ner", {"ner.train.document_vote": 1.5},
      "ner.train.document_vote must be auto, null or a number in [0.5, 1), got 1.5"),
     ("sentiment", {"sentiment.train.ema_momentum": 1.5},

@@ -70,8 +70,9 @@ def lines_of(path, f):
 
 
 class EmbeddingInitializer:
-    """callable(model): sets the `word_embedding` layer from a vectors file; returns how
-    many vocabulary words the file had. The matrix is read once and reused, so a
+    """callable(model): sets the `word_embedding` layer (and those of the other members of
+    an ensemble, `word_embedding_m1`, ...) from a vectors file; returns how many
+    vocabulary words the file had. The matrix is read once and reused, so a
     tuning search that builds many models reads the file once.
     """
 
@@ -84,11 +85,13 @@ class EmbeddingInitializer:
 
     def __call__(self, model):
         layer = model.get_layer("word_embedding")
+        members = [layer] + [other for other in model.layers if other.name.startswith("word_embedding_m")]
         dim = layer.output_dim
         if dim not in self._cache:
             words = self.encoder.words
             self._cache[dim] = load_vectors(self.path, words, dim, normalize=self.encoder.normalize, seed=self.seed)
             self.log(f"embeddings: {self._cache[dim][1]} of {len(words) - 2} words initialised from {self.path}")
         matrix, found = self._cache[dim]
-        layer.set_weights([matrix])
+        for member in members:
+            member.set_weights([matrix])
         return found

@@ -305,3 +305,58 @@ def test_log_likelihood_under_tf_function_with_dynamic_time():
             fn(emissions[:, :cut], tags[:, :cut], mask[:, :cut]).numpy(),
             ops.convert_to_numpy(crf.log_likelihood(emissions[:, :cut], tags[:, :cut], mask[:, :cut])),
             rtol=1e-5, atol=1e-5)
+
+
+def _member_crfs(seed=3, members=2):
+    """A CRF of `members` members and the single CRFs holding each member's weights."""
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(size=(members,) + shape).astype("float32") for shape in ((K, K), (K,), (K,))]
+    ensemble = CRF(K, members=members)
+    ensemble.build((None, None, members, K))
+    ensemble.set_weights(weights)
+    singles = []
+    for m in range(members):
+        single = CRF(K)
+        single.build((None, None, K))
+        single.set_weights([w[m] for w in weights])
+        singles.append(single)
+    return ensemble, singles, weights
+
+
+def test_members_loss_is_the_sum_of_each_members_own_loss():
+    ensemble, singles, _ = _member_crfs()
+    rng = np.random.default_rng(4)
+    _, tags, mask = _inputs()
+    emissions = rng.normal(size=(5, T, 2, K)).astype("float32")
+    expected = sum(float(s.loss(emissions[:, :, m], tags, mask)) for m, s in enumerate(singles))
+    np.testing.assert_allclose(float(ensemble.loss(emissions, tags, mask)), expected, rtol=1e-5)
+    # Each member's gradient reaches only its own transitions: the loss is separable.
+    assert ensemble.get_weights()[0].shape == (2, K, K)
+
+
+def test_members_decode_the_mean_scores_with_the_mean_transitions():
+    ensemble, _, weights = _member_crfs(members=3)
+    emissions, _, mask = _inputs()
+    combined = CRF(K)
+    combined.build((None, None, K))
+    combined.set_weights([w.mean(axis=0) for w in weights])
+    for a, b in zip(ensemble._weights_float32(), combined._weights_float32()):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(ensemble.decode(emissions, mask)),
+                                  np.asarray(combined.decode(emissions, mask)))
+    _, tags, _ = _inputs()
+    np.testing.assert_allclose(np.asarray(ensemble.log_likelihood(emissions, tags, mask)),
+                               np.asarray(combined.log_likelihood(emissions, tags, mask)), rtol=1e-5)
+
+
+def test_members_round_trip_and_older_configs_load(tmp_path):
+    ensemble, _, _ = _member_crfs()
+    config = ensemble.get_config()
+    assert config["members"] == 2 and CRF.from_config(config).members == 2
+    assert "members" not in CRF(K).get_config()  # a single CRF saves what it always saved
+
+
+@pytest.mark.parametrize("members", [0, 1.5, True, "2"])
+def test_bad_members_raises(members):
+    with pytest.raises(ValueError, match="members"):
+        CRF(K, members=members)

@@ -256,3 +256,70 @@ def test_get_config_round_trip():
 def test_invalid_arguments_raise(kwargs):
     with pytest.raises(ValueError):
         _tagger(**kwargs)
+
+
+@pytest.mark.parametrize("use_crf", [True, False])
+def test_members_are_independent_taggers_averaged(use_crf, tmp_path):
+    model = _tagger(members=2, use_crf=use_crf, dropout=0.0, word_dropout=0.0)
+    singles = [_tagger(use_crf=use_crf, dropout=0.0, word_dropout=0.0) for _ in range(2)]
+    inputs = _batch()
+    mask = inputs["words"] != 0
+    logits = model(inputs, training=False)
+    assert tuple(logits.shape) == (3, 6, 2, NUM_TAGS)
+    # Member m's layers (suffix _m1 for the second) are a whole single tagger.
+    for m, single in enumerate(singles):
+        suffix = "" if m == 0 else f"_m{m}"
+        for layer in single.layers:
+            if layer.weights and layer.name != "crf":
+                layer.set_weights(model.get_layer(layer.name + suffix).get_weights())
+        if use_crf:
+            single.get_layer("crf").set_weights([w[m] for w in model.get_layer("crf").get_weights()])
+        np.testing.assert_allclose(np.asarray(logits[:, :, m]), np.asarray(single(inputs, training=False)),
+                                   rtol=1e-5, atol=1e-5)
+    combined = np.mean([np.asarray(s(inputs, training=False)) for s in singles], axis=0)
+    np.testing.assert_allclose(np.asarray(model.combined_logits(logits)), combined, rtol=1e-5, atol=1e-5)
+    # The loss is the members' losses added: each learns as if alone.
+    tags = np.random.default_rng(5).integers(0, NUM_TAGS, size=mask.shape).astype("int32")
+    loss = float(model.compute_loss(inputs, tags, logits))
+    expected = sum(float(s.compute_loss(inputs, tags, s(inputs, training=False))) for s in singles)
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    ids = np.asarray(model.decode(logits, mask))
+    if not use_crf:
+        np.testing.assert_array_equal(ids, np.where(mask, combined.argmax(-1), 0))
+    path = tmp_path / "members.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert restored.members == 2
+    np.testing.assert_array_equal(np.asarray(restored.decode(restored(inputs, training=False), mask)), ids)
+
+
+def test_members_learn_and_start_from_the_same_vectors():
+    from pipelines.text.embeddings import EmbeddingInitializer
+
+    model = _tagger(members=2, dropout=0.0, word_dropout=0.0)
+    matrix = np.random.default_rng(1).normal(size=(WORD_VOCAB, TINY["word_dim"])).astype("float32")
+
+    class Cached(EmbeddingInitializer):
+        def __init__(self):
+            super().__init__(None, None, 0, log=lambda *_: None)
+            self._cache = {TINY["word_dim"]: (matrix, 7)}
+
+    assert Cached()(model) == 7
+    for name in ("word_embedding", "word_embedding_m1"):
+        np.testing.assert_array_equal(model.get_layer(name).get_weights()[0], matrix)
+    inputs = _batch(batch=8, seed=2)
+    tags = (inputs["words"] % NUM_TAGS).astype("int32")
+    model.compile(optimizer=keras.optimizers.Adam(0.05))
+    first = float(model.train_on_batch(inputs, tags))
+    for _ in range(30):
+        last = float(model.train_on_batch(inputs, tags))
+    assert last < 0.5 * first
+    # Different initial weights: the members disagree before training ends.
+    assert not np.allclose(model.get_layer("tag_logits").get_weights()[0],
+                           model.get_layer("tag_logits_m1").get_weights()[0])
+
+
+def test_members_must_be_a_positive_int():
+    for members in (0, 1.5, True):
+        with pytest.raises(ValueError, match="members"):
+            _tagger(members=members)

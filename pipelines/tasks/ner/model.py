@@ -13,6 +13,9 @@ from pipelines.tasks.ner.encoding import decode_names, to_iob2
 def build_model(model_cfg, vocab):
     from models.tagger import SequenceTagger
 
+    members = model_cfg.get("members", 1)
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise ParamsError(f"ner.model.members must be an int >= 1, got {members!r}")
     return SequenceTagger(
         word_vocab_size=len(vocab["words"]),
         char_vocab_size=len(vocab["chars"]),
