@@ -364,6 +364,12 @@ def choose_document_vote(model, encoder, val_split, cfg):
     if setting != "auto":
         model.document_vote = setting
         return {"document_vote": setting}
+    try:
+        import tensorflow  # noqa: F401  the vote is TensorFlow string ops, as in the SavedModel
+    except ImportError:
+        print("train: TensorFlow is not installed, so no document vote (ner.train.document_vote: auto)")
+        model.document_vote = 0.0
+        return {"document_vote": 0.0, "skipped": "no TensorFlow"}
     vocab = encoder.vocab
     with heartbeat("train: choosing the document vote on validation", stream=sys.stdout):
         ids, scores = predict_tags_and_scores(model, val_split.features(encoder), vocab["tags"],

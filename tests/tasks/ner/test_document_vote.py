@@ -85,3 +85,17 @@ def test_a_bad_document_vote_is_refused(value):
 
 def test_a_tag_set_without_entities_passes_through():
     assert vote_documents([0], [["a"]], [["O"]], [[0.0]], [], 0.6)[0] == [["O"]]
+
+
+def test_auto_vote_is_off_without_tensorflow(monkeypatch, capsys):
+    """A JAX or torch machine without TensorFlow (the GPU benchmark's) still finishes training."""
+    import sys
+    import types
+
+    from pipelines.tasks.ner.model import choose_document_vote
+
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # import tensorflow raises ImportError
+    model = types.SimpleNamespace(document_vote=0.6)
+    record = choose_document_vote(model, None, None, {"document_vote": "auto"})
+    assert model.document_vote == 0.0 and record == {"document_vote": 0.0, "skipped": "no TensorFlow"}
+    assert "no document vote" in capsys.readouterr().out
