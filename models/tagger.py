@@ -42,6 +42,8 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
         num_layers: int, number of stacked Bi-RNN layers.
         dropout: float, dropout on the embeddings and between layers.
         word_dropout: float, probability of replacing a word by OOV in training.
+        singleton_dropout: float, that probability instead for the ids in
+            `singleton_ids` (start, stop): the words seen once in training.
         use_crf: bool, linear-chain CRF output instead of a per-token softmax.
         oov_id: int, id of the unknown word.
         rnn_mask: bool, pass the padding mask to the recurrent layers. A model
@@ -91,6 +93,8 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
         num_layers=1,
         dropout=0.5,
         word_dropout=0.05,
+        singleton_dropout=0.0,
+        singleton_ids=(0, 0),
         use_crf=True,
         oov_id=1,
         rnn_mask=True,
@@ -134,7 +138,8 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
 
         def member_logits(suffix):
             """One tagger on the inputs: its own embeddings, encoders and weights."""
-            dropped = WordDropout(word_dropout, oov_id=oov_id, name="word_dropout" + suffix)(words)
+            dropped = WordDropout(word_dropout, oov_id=oov_id, rare_ids=singleton_ids, rare_rate=singleton_dropout,
+                                  name="word_dropout" + suffix)(words)
             embedding = layers.Embedding(word_vocab_size, word_dim, name="word_embedding" + suffix)
             x = embedding(dropped)
             context = []
@@ -190,6 +195,8 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
         self.num_layers = int(num_layers)
         self.dropout = float(dropout)
         self.word_dropout = float(word_dropout)
+        self.singleton_dropout = float(singleton_dropout)
+        self.singleton_ids = [int(singleton_ids[0]), int(singleton_ids[1])]
         self.use_crf = bool(use_crf)
         self.oov_id = int(oov_id)
         self.rnn_mask = bool(rnn_mask)
@@ -281,6 +288,8 @@ class SequenceTagger(PredictOutputsMixin, keras.Model):
             "num_layers": self.num_layers,
             "dropout": self.dropout,
             "word_dropout": self.word_dropout,
+            "singleton_dropout": self.singleton_dropout,
+            "singleton_ids": self.singleton_ids,
             "use_crf": self.use_crf,
             "oov_id": self.oov_id,
             "rnn_mask": self.rnn_mask,

@@ -226,7 +226,7 @@ def test_keras_save_load_round_trip(use_crf, tmp_path):
 def test_get_config_round_trip():
     kwargs = dict(
         TINY, char_encoder="lstm", rnn_type="gru", num_layers=2, dropout=0.2,
-        word_dropout=0.1, use_crf=False, oov_id=3,
+        word_dropout=0.1, singleton_dropout=0.5, singleton_ids=[5, 9], use_crf=False, oov_id=3,
     )
     model = SequenceTagger(WORD_VOCAB, CHAR_VOCAB, NUM_TAGS, name="tg", **kwargs)
     config = model.get_config()
@@ -239,6 +239,7 @@ def test_get_config_round_trip():
     restored = SequenceTagger.from_config(config)
     assert restored.get_config() == config
     assert restored.get_layer("word_dropout").oov_id == 3
+    assert (restored.get_layer("word_dropout").rare_ids, restored.get_layer("word_dropout").rare_rate) == ((5, 9), 0.5)
     restored.set_weights(model.get_weights())
     inputs = _batch()
     np.testing.assert_allclose(

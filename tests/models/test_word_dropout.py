@@ -57,6 +57,25 @@ def test_training_replaces_about_rate_by_oov_and_never_padding(rate):
     assert abs(fraction - rate) < 0.01, fraction
 
 
+def test_rare_ids_are_replaced_at_their_own_rate():
+    ids = _ids(shape=(200, 500), seed=3, vocab=50)
+    layer = WordDropout(0.05, oov_id=OOV, seed=7, rare_ids=(40, 50), rare_rate=0.5)
+    out = np.asarray(layer(ids, training=True))
+    changed = out != ids
+    rare, common = (ids >= 40), (ids >= 2) & (ids < 40)
+    assert abs(changed[rare].mean() - 0.5) < 0.02 and abs(changed[common].mean() - 0.05) < 0.01
+    np.testing.assert_array_equal(out[changed], OOV)
+    assert not changed[ids == 0].any()
+    np.testing.assert_array_equal(np.asarray(layer(ids, training=False)), ids)
+    # Rate 0 with rare ids: only the rare ones change.
+    only_rare = np.asarray(WordDropout(0.0, oov_id=OOV, seed=7, rare_ids=(40, 50), rare_rate=0.5)(ids, training=True))
+    assert (only_rare != ids)[common].sum() == 0 and (only_rare != ids)[rare].mean() > 0.4
+    with pytest.raises(ValueError, match="rare_rate"):
+        WordDropout(0.1, rare_ids=(2, 3), rare_rate=1.0)
+    with pytest.raises(ValueError, match="rare_ids"):
+        WordDropout(0.1, rare_ids=(5, 3), rare_rate=0.5)
+
+
 def test_custom_padding_id_is_never_replaced():
     ids = np.full((50, 100), 7, dtype="int32")
     ids[:, 50:] = 3
@@ -72,9 +91,10 @@ def test_invalid_rate_raises(rate):
 
 
 def test_get_config_round_trip():
-    layer = WordDropout(0.25, oov_id=5, padding_id=2, seed=11, name="wd")
+    layer = WordDropout(0.25, oov_id=5, padding_id=2, seed=11, rare_ids=(20, 40), rare_rate=0.5, name="wd")
     config = layer.get_config()
-    for key, value in dict(rate=0.25, oov_id=5, padding_id=2, seed=11, name="wd").items():
+    for key, value in dict(rate=0.25, oov_id=5, padding_id=2, seed=11, rare_ids=[20, 40], rare_rate=0.5,
+                           name="wd").items():
         assert config[key] == value
     restored = WordDropout.from_config(config)
     assert restored.get_config() == config

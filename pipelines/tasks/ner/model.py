@@ -21,6 +21,7 @@ def build_model(model_cfg, vocab):
         char_vocab_size=len(vocab["chars"]),
         num_tags=len(vocab["tags"]),
         document_features=vocab.get("document_features", ()),
+        singleton_ids=vocab.get("singleton_words", (0, 0)),
         **model_cfg,
     )
 

@@ -172,6 +172,10 @@ def prepare(cfg, out, seed=None):
         min_count=cfg["min_word_count"],
     )
     train_words = len(words)
+    # Frequent first, so the words seen once are the ids [start, train_words) (ner.model.singleton_dropout).
+    counts = Counter(normalize_word(t, cfg["lowercase"], cfg["digits_to_zero"]) for row in train for t in row["tokens"])
+    singletons = [words.stoi[w] for w, c in counts.items() if c == 1 and w in words]
+    singleton_words = [min(singletons), train_words] if singletons else [train_words, train_words]
     words = with_embedding_words(words, cfg)
     chars = Vocabulary.from_iterable(
         (c for row in train for t in row["tokens"] for c in t), min_count=cfg["min_char_count"]
@@ -208,13 +212,16 @@ def prepare(cfg, out, seed=None):
             "tag_scheme": scheme,
             "tags": tag_names,
             "words": words.to_list(),
+            "singleton_words": singleton_words,
             "chars": chars.to_list(),
             "document_features": document_features,
             "max_document_tokens": max_document_tokens,
         },
     )
     stats = build_stats(splits, read_stats, words, cfg, scheme, source)
-    stats["vocab"] = {"words": len(words), "train_words": train_words, "chars": len(chars), "tags": len(tag_names)}
+    stats["vocab"] = {"words": len(words), "train_words": train_words,
+                      "train_singletons": singleton_words[1] - singleton_words[0], "chars": len(chars),
+                      "tags": len(tag_names)}
     stats["document_features"] = list(document_features)
     save_json(stats, out / "stats.json")
     return stats

@@ -1,4 +1,5 @@
-"""Sentiment encoding: raw text -> tokens (markup removed, truncated) -> word ids."""
+"""Sentiment encoding: raw text -> tokens (markup removed, truncated) -> word ids, and the
+n-gram ids of the wide side (of the whole document or of the kept tokens)."""
 
 import numpy as np
 
@@ -36,6 +37,33 @@ def truncate_tokens(tokens, max_tokens, policy):
     return tokens[:h] + tokens[n - (max_tokens - h) :]
 
 
+def cut_tokens(tokens, max_tokens, policy):
+    """The tokens that truncate_tokens leaves out, in document order ([] when nothing is cut)."""
+    tokens = list(tokens)
+    n = len(tokens)
+    if n <= max_tokens:
+        return []
+    if policy == "head":
+        return tokens[max_tokens:]
+    if policy == "tail":
+        return tokens[: n - max_tokens]
+    h = max_tokens // 2
+    return tokens[h : n - (max_tokens - h)]
+
+
+def restore_tokens(kept, cut, max_tokens, policy):
+    """The whole document from its truncate_tokens and cut_tokens parts."""
+    kept, cut = list(kept), list(cut)
+    if not cut:
+        return kept
+    if policy == "head":
+        return kept + cut
+    if policy == "tail":
+        return cut + kept
+    h = max_tokens // 2
+    return kept[:h] + cut + kept[h:]
+
+
 def tokenize_document(text):
     """Markup removed, then the project tokenizer."""
     return tokenize(clean_markup(text))
@@ -54,6 +82,9 @@ class DocumentEncoder:
         self.labels = list(vocab["labels"])
         # The n-grams of the wide side (prepare's ngram_max_n > 0), or None.
         self.ngrams = NgramIndex(vocab["ngrams"], vocab["ngram_max_n"]) if vocab.get("ngrams") else None
+        # "full": n-grams of the whole document, also where truncation cuts it for the recurrent
+        # side; "kept": of the kept tokens only (vocabularies written before the option).
+        self.ngram_text = vocab.get("ngram_text", "kept")
 
     @classmethod
     def from_vocab_file(cls, path):
@@ -66,11 +97,21 @@ class DocumentEncoder:
         """Raw text -> the tokens the model sees (cleaned, tokenised, truncated)."""
         return truncate_tokens(tokenize_document(text), self.max_tokens, self.truncate)
 
+    def parts(self, text):
+        """Raw text -> (the tokens the recurrent side sees, the tokens truncation cut)."""
+        tokens = tokenize_document(text)
+        return truncate_tokens(tokens, self.max_tokens, self.truncate), cut_tokens(tokens, self.max_tokens, self.truncate)
+
     def word_ids(self, tokens):
         return self._word_ids([self.normalize(t) for t in tokens])
 
-    def ngram_ids(self, tokens):
-        return self._ngram_ids([self.normalize(t) for t in tokens])
+    def ngram_ids(self, tokens, cut=()):
+        return self._ngram_ids(self._ngram_source([self.normalize(t) for t in tokens], cut))
+
+    def _ngram_source(self, normed, cut):
+        if self.ngram_text == "full" and cut:
+            return restore_tokens(normed, [self.normalize(t) for t in cut], self.max_tokens, self.truncate)
+        return normed
 
     def _word_ids(self, normed):
         # An empty document is one unknown word, so no row is made only of padding.
@@ -80,15 +121,18 @@ class DocumentEncoder:
         # At least one (padding) id per document, so no batch has a zero-width n-gram input.
         return np.array(self.ngrams.document_ids(normed) or [0], dtype=np.int32)
 
-    def encode(self, token_lists):
+    def encode(self, token_lists, cut_tokens=None):
+        """Model inputs of documents: their kept tokens and, for the wide side's n-grams of
+        the whole document, the tokens truncation cut from each (cut_tokens, [] if none)."""
         features = {"words": []}
         if self.ngrams is not None:
             features["ngrams"] = []
-        for tokens in token_lists:
+        for i, tokens in enumerate(token_lists):
             normed = [self.normalize(t) for t in tokens]  # once for both features
             features["words"].append(self._word_ids(normed))
             if self.ngrams is not None:
-                features["ngrams"].append(self._ngram_ids(normed))
+                cut = cut_tokens[i] if cut_tokens is not None else ()
+                features["ngrams"].append(self._ngram_ids(self._ngram_source(normed, cut)))
         return features
 
 
@@ -97,8 +141,11 @@ def encoder(out):
 
 
 def load_split(out, split):
-    """A Split: tokens, label ids (y) and the ids and raw texts of the documents (extra)."""
+    """A Split: tokens, label ids (y), the ids and raw texts of the documents (extra) and the
+    tokens truncation cut (context, for the n-grams of the whole document)."""
     import datasets
 
     ds = datasets.load_from_disk(str(out / "data"))[split]
-    return Split(ds["tokens"], np.asarray(ds["label"], dtype=np.int32), {"ids": ds["id"], "texts": ds["text"]})
+    context = {"cut_tokens": ds["cut_tokens"]} if "cut_tokens" in ds.column_names else {}
+    return Split(ds["tokens"], np.asarray(ds["label"], dtype=np.int32), {"ids": ds["id"], "texts": ds["text"]},
+                 context)

@@ -25,10 +25,10 @@ def baseline_scores(encoder, out, test_split, num_classes, num_logits, test_ngra
 
     num_features = len(encoder.ngrams)
     train_split = load_split(out, "train")
-    X = presence_matrix([encoder.ngram_ids(t) for t in train_split.tokens], num_features)
+    X = presence_matrix(train_split.features(encoder)["ngrams"], num_features)
     weights, intercept, seconds = fit_nb_linear(X, train_split.y, num_classes, 1 if num_logits == 1 else num_classes)
     if test_ngrams is None:
-        test_ngrams = [encoder.ngram_ids(t) for t in test_split.tokens]
+        test_ngrams = test_split.features(encoder)["ngrams"]
     X_test = presence_matrix(test_ngrams, num_features)
     pred = predicted_classes(scores(X_test, weights, intercept))
     return {"accuracy": round(float(accuracy_score(test_split.y, pred)), 5),
@@ -66,7 +66,7 @@ def evaluate(model, encoder, split, cfg, out):
 
     labels = encoder.labels
     gold, ids = split.y, split.extra["ids"]
-    features = encoder.encode(split.tokens)  # once, for the model and the baseline
+    features = split.features(encoder)  # once, for the model and the baseline
     if getattr(model, "wide", None) is not None:
         from pipelines.tasks.sentiment.model import classes_of, logit_parts
 

@@ -52,10 +52,10 @@ def fit_mix(deep, wide, y, sigmoid):
 
 def logit_parts(model, encoder, split, batch_size=256, desc="predicting", features=None):
     """(model logits, recurrent logits, wide logits) of a split, each (N, num_logits), in input order.
-    `features`: the split already encoded (encoder.encode(split.tokens)), if at hand."""
+    `features`: the split already encoded (split.features(encoder)), if at hand."""
     parts = model.logit_parts()
     parts.rnn_mask = model.rnn_mask
-    features = encoder.encode(split.tokens) if features is None else features
+    features = split.features(encoder) if features is None else features
     out = np.stack(predict_in_order(parts, features, batch_size, desc=desc)).astype(np.float32)
     n = model.num_logits
     return out[:, :n], out[:, n : 2 * n], out[:, 2 * n :]
@@ -79,7 +79,7 @@ def fit_wide_side(model, encoder, train_split, val_split, cfg):
     with heartbeat("train: fitting the n-gram side", stream=sys.stdout):
         from pipelines.text.ngrams import fit_nb_linear, presence_matrix
 
-        X = presence_matrix(encoder.encode(train_split.tokens)["ngrams"], num_features)
+        X = presence_matrix(train_split.features(encoder)["ngrams"], num_features)
         weights, intercept, seconds = fit_nb_linear(X, train_split.y, model.num_classes, model.num_logits)
     model.wide.table.assign(weights)
     model.wide.bias.assign(intercept)

@@ -14,7 +14,9 @@ Text: markup such as ``<br />`` is replaced by a space (tokenizer.clean_markup),
 then tokenizer.tokenize splits it (encoding.tokenize_document). Empty documents (also after cleaning) are
 kept and counted as ``empty_documents``. The dataset stores the original
 (not normalised) tokens, truncated to ``max_tokens`` with ``truncate_tokens``;
-``num_tokens`` is the length before truncation. The word vocabulary is built
+``num_tokens`` is the length before truncation and ``cut_tokens`` the tokens it
+cut (empty for most documents), from which the wide side's n-grams of the whole
+document come (``ngram_text: full``). The word vocabulary is built
 from the (final, i.e. after carving validation) train split, on all tokens
 before truncation, normalised with normalize_word.
 
@@ -33,7 +35,13 @@ from pipelines.core.errors import DataError
 from pipelines.core.io import looks_like_hub_id, save_json, save_prepared
 from pipelines.core.parallel import map_chunks
 from pipelines.core.progress import Progress, heartbeat
-from pipelines.tasks.sentiment.encoding import TRUNCATE_POLICIES, tokenize_document, truncate_tokens
+from pipelines.tasks.sentiment.encoding import (
+    TRUNCATE_POLICIES,
+    cut_tokens,
+    restore_tokens,
+    tokenize_document,
+    truncate_tokens,
+)
 from pipelines.tasks.sentiment.labels import label_ids, label_map
 from pipelines.tasks.sentiment.reader import SPLITS, is_int, iter_documents, read_hub, read_local
 from pipelines.text.ngrams import build_ngram_vocabulary
@@ -41,6 +49,7 @@ from pipelines.text.tokenizer import normalize_word, tokenizer_settings
 from pipelines.text.vocab import Vocabulary
 
 PERCENTILES = (50, 90, 95, 99)
+NGRAM_TEXTS = ("full", "kept")  # the wide side's n-grams: of the whole document, or of the kept tokens
 
 
 def stratified_split(labels, fraction, seed):
@@ -117,6 +126,8 @@ def check_config(cfg):
         bad("ngram_min_df", "an integer >= 1")
     if cfg.get("max_ngrams") is not None and (not is_int(cfg["max_ngrams"]) or cfg["max_ngrams"] < 1):
         bad("max_ngrams", "null or a positive integer")
+    if cfg.get("ngram_text", "full") not in NGRAM_TEXTS:
+        bad("ngram_text", " or ".join(NGRAM_TEXTS))
 
 
 def percentile(sorted_values, p):
@@ -143,7 +154,7 @@ def process_split(docs, lids, cfg, progress=None):
     max_tokens, policy = cfg["max_tokens"], cfg["truncate"]
     # The raw text is kept so that export can check the SavedModel on it.
     columns = {"id": [doc.id for doc in docs], "text": [doc.text for doc in docs], "tokens": [],
-               "label": list(lids), "num_tokens": []}
+               "cut_tokens": [], "label": list(lids), "num_tokens": []}
     counts = Counter()
     truncated = empty = 0
     chunk_fn = functools.partial(tokenize_texts, lowercase=cfg["lowercase"], digits_to_zero=cfg["digits_to_zero"])
@@ -154,6 +165,7 @@ def process_split(docs, lids, cfg, progress=None):
             truncated += len(kept) < len(tokens)
             empty += not tokens
             columns["tokens"].append(kept)
+            columns["cut_tokens"].append(cut_tokens(tokens, max_tokens, policy))
             columns["num_tokens"].append(len(tokens))
     lengths = sorted(columns["num_tokens"])
     stats = {
@@ -205,11 +217,16 @@ def prepare(cfg, out, seed):
     max_n = cfg.get("ngram_max_n", 0)
     grams = []
     if max_n:
-        # The wide side's features: n-grams of the kept (model-visible) tokens, train split only.
+        # The wide side's features: n-grams of the whole documents (or of the kept tokens), train split only.
         with heartbeat("prepare: counting n-grams"):
             lowercase, digits = cfg["lowercase"], cfg["digits_to_zero"]
+            train = processed["train"][0]
+            documents = train["tokens"]
+            if cfg.get("ngram_text", "full") == "full":
+                documents = (restore_tokens(kept, cut, cfg["max_tokens"], cfg["truncate"])
+                             for kept, cut in zip(train["tokens"], train["cut_tokens"]))
             grams = build_ngram_vocabulary(
-                ([normalize_word(t, lowercase, digits) for t in tokens] for tokens in processed["train"][0]["tokens"]),
+                ([normalize_word(t, lowercase, digits) for t in tokens] for tokens in documents),
                 max_n, min_df=cfg.get("ngram_min_df", 1), max_size=cfg.get("max_ngrams"))
 
     split_stats = {}
@@ -228,6 +245,7 @@ def prepare(cfg, out, seed):
             "id": datasets.Value("string"),
             "text": datasets.Value("string"),
             "tokens": datasets.Sequence(datasets.Value("string")),
+            "cut_tokens": datasets.Sequence(datasets.Value("string")),
             "label": datasets.ClassLabel(names=names),
             "num_tokens": datasets.Value("int32"),
         }
@@ -246,6 +264,7 @@ def prepare(cfg, out, seed):
             "labels": names,
             "words": words.to_list(),
             "ngram_max_n": max_n,
+            "ngram_text": cfg.get("ngram_text", "full"),
             "ngrams": grams,
         },
     )

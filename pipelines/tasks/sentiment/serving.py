@@ -63,8 +63,8 @@ def build_archive(model, vocab):
         )
 
     def serve(text):
-        tokens = tf_tokenize(tf_clean_markup(text))
-        tokens = tf_truncate(tokens, vocab["max_tokens"], vocab["truncate"])
+        all_tokens = tf_tokenize(tf_clean_markup(text))
+        tokens = tf_truncate(all_tokens, vocab["max_tokens"], vocab["truncate"])
         normed = tf_normalize_words(tokens, vocab["lowercase"], vocab["digits_to_zero"])
         ids = tf.cast(tf.ragged.map_flat_values(table.lookup, normed), tf.int32).to_tensor(0)
         ids = tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
@@ -74,7 +74,11 @@ def build_archive(model, vocab):
         ids = tf.concat([tf.where(empty[:, None], tf.ones_like(ids[:, :1]), ids[:, :1]), ids[:, 1:]], axis=1)
         inputs = {"words": ids}
         if ngram_table is not None:
-            inputs["ngrams"] = tf_ngram_ids(normed, ngram_table, vocab["ngram_max_n"])
+            # "full": n-grams of the whole text, also where truncation cuts it for the recurrent side.
+            gram_words = normed
+            if vocab.get("ngram_text", "kept") == "full":
+                gram_words = tf_normalize_words(all_tokens, vocab["lowercase"], vocab["digits_to_zero"])
+            inputs["ngrams"] = tf_ngram_ids(gram_words, ngram_table, vocab["ngram_max_n"])
         probs = model.probabilities(model(inputs, training=False))
         best = tf.argmax(probs, axis=1, output_type=tf.int32)
         # `classes` names the columns of `probabilities`, so the model is self-describing.
@@ -108,8 +112,8 @@ def check_parity(saved_dir, model, encoder, split, cfg, atol=1e-5):
     with Progress("export: parity check", total=len(texts), unit="documents") as progress:
         for start in range(0, len(texts), chunk):
             part = texts[start : start + chunk]
-            tokens = [encoder.tokens(t) for t in part]
-            expected = predict_probabilities(model, encoder.encode(tokens), batch_size)
+            tokens, cut = map(list, zip(*(encoder.parts(t) for t in part)))
+            expected = predict_probabilities(model, encoder.encode(tokens, cut_tokens=cut), batch_size)
             for first in range(0, len(part), batch_size):
                 batch = slice(first, first + batch_size)
                 out = serve(text=tf.constant(part[batch]))

@@ -40,5 +40,5 @@ class SentimentTask(Task):
         from pipelines.core.batching import BucketBatcher
 
         # Keras' own validation pass gives val_loss and val_accuracy.
-        return Validation(data=BucketBatcher(encoder.encode(split.tokens), split.y, batch_size=cfg["eval_batch_size"],
+        return Validation(data=BucketBatcher(split.features(encoder), split.y, batch_size=cfg["eval_batch_size"],
                                              exact_lengths=padding_free))

@@ -114,9 +114,11 @@ def test_stats_count_sentences_tokens_entities_and_docstarts(tmp_path, conll_dir
         assert s["docstart_lines_skipped"] == 1
         assert s["documents"] == 1
     assert stats["splits"]["train"]["oov_tokens"] == 0
+    start, stop = vocab["singleton_words"]
     assert stats["vocab"] == {
         "words": len(vocab["words"]),
         "train_words": len(vocab["words"]),  # no embedding_words in the tiny params
+        "train_singletons": stop - start,
         "chars": len(vocab["chars"]),
         "tags": len(vocab["tags"]),
     }
@@ -289,6 +291,24 @@ def test_embedding_words_join_the_vocabulary_after_the_train_words(tmp_path, cap
     # Train words first (ids unchanged), then the file's new words once each, normalised.
     assert vocab["words"] == ["<pad>", "<unk>", "paris", "rains", "zanzibar", "may00"]
     assert stats["vocab"]["words"] == 6 and stats["vocab"]["train_words"] == 4
+    assert vocab["singleton_words"] == [2, 4]  # paris and rains, once each in train
+
+
+def test_singleton_words_are_the_train_words_seen_once(tmp_path, capsys):
+    text = ("Paris NN I-NP B-LOC\nrains VB I-VP O\n\n" "Paris NN I-NP B-LOC\nshines VB I-VP O\n\n"
+            "RAINS VB I-VP O\n\n" "Rome NN I-NP B-LOC\n\n")
+    rc, out, err = run(tmp_path, make_dir(tmp_path, text), capsys)
+    assert rc == 0, err
+    _, vocab, stats = load(out)
+    start, stop = vocab["singleton_words"]
+    assert sorted(vocab["words"][start:stop]) == ["rome", "shines"]  # lowercased: "rains" is seen twice
+    assert vocab["words"][2:start] == ["paris", "rains"] and stats["vocab"]["train_singletons"] == 2
+    (tmp_path / "min2").mkdir()
+    rc, out, err = run(tmp_path / "min2", make_dir(tmp_path, text, name="src2"), capsys,
+                       **{"ner.prepare.min_word_count": 2})
+    assert rc == 0, err
+    _, vocab, stats = load(out)
+    assert vocab["singleton_words"] == [4, 4] and stats["vocab"]["train_singletons"] == 0
     assert stats["splits"]["test"]["oov_tokens"] == 2  # "in" and "may" are in neither
 
 

@@ -6,7 +6,14 @@ import yaml
 
 from pipelines.core.io import load_json
 from pipelines.tasks.base import Split
-from pipelines.tasks.sentiment.encoding import DocumentEncoder, load_split, tokenize_document, truncate_tokens
+from pipelines.tasks.sentiment.encoding import (
+    DocumentEncoder,
+    cut_tokens,
+    load_split,
+    restore_tokens,
+    tokenize_document,
+    truncate_tokens,
+)
 from pipelines.tasks.sentiment.prepare import prepare
 from tests.tasks.sentiment.conftest import make_reviews, make_source, sentiment_params
 
@@ -36,6 +43,36 @@ def test_truncate_tokens_policies():
 
 VOCAB = {"words": ["<pad>", "<unk>", "film", "great", "0000"], "lowercase": True, "digits_to_zero": True,
          "max_tokens": 4, "truncate": "head_tail", "labels": ["neg", "pos"]}
+
+
+def test_cut_tokens_are_what_truncation_leaves_out_and_restore_the_document():
+    toks = list("abcdefghij")
+    assert cut_tokens(toks, 4, "head") == list("efghij")
+    assert cut_tokens(toks, 4, "tail") == list("abcdef")
+    assert cut_tokens(toks, 4, "head_tail") == list("cdefgh")
+    assert cut_tokens(toks, 5, "head_tail") == list("cdefg")
+    for policy in ("head", "tail", "head_tail"):
+        assert cut_tokens(toks, 10, policy) == [] and cut_tokens([], 3, policy) == []
+        for max_tokens in (1, 2, 3, 4, 7, 9, 10, 12):
+            kept = truncate_tokens(toks, max_tokens, policy)
+            cut = cut_tokens(toks, max_tokens, policy)
+            assert len(kept) + len(cut) == len(toks)
+            assert restore_tokens(kept, cut, max_tokens, policy) == toks
+
+
+def test_ngrams_of_the_whole_document_or_of_the_kept_tokens():
+    vocab = {**VOCAB, "ngram_max_n": 2, "ngrams": ["film", "great", "boring", "film boring"]}
+    text = "Great film , boring plot , great film"  # 8 tokens; head_tail keeps 2 + 2
+    full = DocumentEncoder({**vocab, "ngram_text": "full"})
+    kept, cut = full.parts(text)
+    assert kept == ["Great", "film", "great", "film"] and cut == [",", "boring", "plot", ","]
+    out = full.encode([kept], cut_tokens=[cut])
+    assert out["ngrams"][0].tolist() == [1, 2, 3]  # "boring" is in the cut middle
+    assert full.ngram_ids(kept, cut).tolist() == [1, 2, 3]
+    assert full.encode([kept])["ngrams"][0].tolist() == [1, 2]  # without the cut tokens: the kept ones
+    old = DocumentEncoder(vocab)  # a vocabulary from before ngram_text: n-grams of the kept tokens
+    assert old.ngram_text == "kept" and old.encode([kept], cut_tokens=[cut])["ngrams"][0].tolist() == [1, 2]
+    assert [a.tolist() for a in out["words"]] == [a.tolist() for a in old.encode([kept])["words"]]
 
 
 def test_tokenize_document_removes_markup_first():
@@ -72,4 +109,5 @@ def test_load_split_gives_label_ids_ids_and_raw_texts(tmp_path):
     assert split.extra["ids"] == [r["id"] for r in test]
     assert split.extra["texts"] == [r["text"] for r in test]
     assert split.tokens == [enc.tokens(r["text"]) for r in test]
+    assert split.context["cut_tokens"] == [enc.parts(r["text"])[1] for r in test]
     assert split.num_tokens == sum(len(t) for t in split.tokens)

@@ -193,9 +193,13 @@ def test_stage_truncates_and_keeps_the_full_length(tmp_path, capsys, policy, kep
         {"id": "exact", "text": "a b c d", "label": 0},
     ]
     folder, files = make_source(tmp_path, rows, rows, validation=rows)
-    ds, vocab, stats = run_ok(tmp_path, folder, capsys, files=files, max_tokens=4, truncate=policy)
+    ds, vocab, stats = run_ok(tmp_path, folder, capsys, files=files, max_tokens=4, truncate=policy, ngram_min_df=1)
     assert ds["test"]["tokens"] == [kept.split(), ["good", "film"], ["a", "b", "c", "d"]]
+    words = "one two three four five six seven".split()
+    assert ds["test"]["cut_tokens"] == [[w for w in words if w not in kept.split()], [], []]
     assert ds["test"]["num_tokens"] == [7, 2, 4]
+    # The n-grams of the whole documents (ngram_text: full): also those of the cut tokens.
+    assert vocab["ngram_text"] == "full" and "four five" in vocab["ngrams"] and "two six" not in vocab["ngrams"]
     assert (vocab["max_tokens"], vocab["truncate"]) == (4, policy)
     s = stats["splits"]["test"]
     assert (s["tokens"], s["tokens_kept"], s["truncated_documents"]) == (13, 10, 1)
@@ -204,6 +208,18 @@ def test_stage_truncates_and_keeps_the_full_length(tmp_path, capsys, policy, kep
 
 # ---------------------------------------------------------------------------
 # Stats and the summary
+
+
+def test_ngram_text_kept_counts_the_kept_tokens_only(tmp_path, capsys):
+    rows = [{"id": "long", "text": "one two three four five six seven", "label": 0},
+            {"id": "short", "text": "good film", "label": 1}]
+    folder, files = make_source(tmp_path, rows, rows, validation=rows)
+    ds, vocab, _ = run_ok(tmp_path, folder, capsys, files=files, max_tokens=4, ngram_text="kept", ngram_min_df=1)
+    assert vocab["ngram_text"] == "kept"
+    assert "one two" in vocab["ngrams"] and "six seven" in vocab["ngrams"]
+    assert not {"three", "four five"} & set(vocab["ngrams"])
+    assert "two six" in vocab["ngrams"]  # where the two kept parts meet
+    assert ds["train"]["cut_tokens"] == [["three", "four", "five"], []]
 
 
 def test_percentile_is_nearest_rank():
@@ -353,6 +369,7 @@ def test_empty_split(tmp_path, capsys):
         ("ngram_max_n", 9),
         ("ngram_min_df", 0),
         ("max_ngrams", -1),
+        ("ngram_text", "middle"),
     ],
 )
 def test_bad_params(tmp_path, capsys, key, value):

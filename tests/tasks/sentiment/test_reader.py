@@ -62,6 +62,7 @@ def test_every_format_gives_the_same_dataset(tmp_path, capsys):
             "id": datasets.Value("string"),
             "text": datasets.Value("string"),
             "tokens": datasets.Sequence(datasets.Value("string")),
+            "cut_tokens": datasets.Sequence(datasets.Value("string")),
             "label": datasets.ClassLabel(names=["neg", "pos"]),
             "num_tokens": datasets.Value("int32"),
         }
