@@ -193,7 +193,8 @@ def test_stage_truncates_and_keeps_the_full_length(tmp_path, capsys, policy, kep
         {"id": "exact", "text": "a b c d", "label": 0},
     ]
     folder, files = make_source(tmp_path, rows, rows, validation=rows)
-    ds, vocab, stats = run_ok(tmp_path, folder, capsys, files=files, max_tokens=4, truncate=policy, ngram_min_df=1)
+    ds, vocab, stats = run_ok(tmp_path, folder, capsys, files=files, max_tokens=4, truncate=policy, ngram_min_df=1,
+                              ngram_text="full")
     assert ds["test"]["tokens"] == [kept.split(), ["good", "film"], ["a", "b", "c", "d"]]
     words = "one two three four five six seven".split()
     assert ds["test"]["cut_tokens"] == [[w for w in words if w not in kept.split()], [], []]
