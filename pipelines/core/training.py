@@ -223,6 +223,22 @@ class PeriodicProgress(keras.callbacks.Callback):
         self._halt()
 
 
+class EpochBatches(keras.callbacks.Callback):
+    """Makes a batcher Keras iterates itself (a PyDataset: under JAX and torch) serve epoch `e`'s batches
+    in epoch `e`. Their trainers call its on_epoch_end once before the first epoch (EpochIterator.reset
+    after the symbolic build), which would shift every epoch's batches by one (seen under JAX as more
+    train_step compilations than the batch shapes of epochs 0..n-1). TensorFlow's tf.data path counts
+    its passes itself and does not use this."""
+
+    def __init__(self, batcher):
+        super().__init__()
+        self.batcher = batcher
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.batcher.epoch != epoch:
+            self.batcher.start_at(epoch)
+
+
 def fit_resumable(model, train_data, epochs, work_dir, monitor, patience, callbacks=(), mode="max",
                   validation_data=None, settings=None):
     """Fits, resuming a killed run from `work_dir`; returns (state, timer).
@@ -245,13 +261,15 @@ def fit_resumable(model, train_data, epochs, work_dir, monitor, patience, callba
     progress = [] if tty else [PeriodicProgress(len(train_data))]
     # First, so that every later on_epoch_end (timing aside) sees the averaged weights.
     averaging = [AveragedWeightsSwap(resumed=initial_epoch > 0)] if getattr(model.optimizer, "use_ema", False) else []
+    data = fit_data(train_data)
+    epoch_batches = [EpochBatches(train_data)] if data is train_data and hasattr(train_data, "start_at") else []
     model.fit(
-        fit_data(train_data),
+        data,
         epochs=epochs,
         initial_epoch=initial_epoch,
         shuffle=False,  # the batchers shuffle themselves, seeded by epoch
         validation_data=fit_data(validation_data),
-        callbacks=[*averaging, timer, *progress, *callbacks, state, *faults.callbacks()],
+        callbacks=[*epoch_batches, *averaging, timer, *progress, *callbacks, state, *faults.callbacks()],
         verbose=1 if tty else 2,
     )
     return state, timer

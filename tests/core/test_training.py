@@ -3,8 +3,10 @@
 import json
 
 import keras
+import numpy as np
 import pytest
 
+from pipelines.core.batching import BucketBatcher
 from pipelines.core.errors import ParamsError, StageError
 from pipelines.core.train_state import TrainState
 from pipelines.core.training import OPTIMIZERS, Schedule, make_optimizer, median_throughput
@@ -143,3 +145,61 @@ def test_periodic_progress_writes_while_a_long_step_runs(capsys):
               callbacks=[PeriodicProgress(2, every=0.3), SlowFirstBatch()])
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("epoch 1: 0/2 batches (0%)") for line in lines), lines
+
+
+class RecordingBatcher(BucketBatcher):
+    """Records the example indices of every batch served."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.served = []
+
+    def __getitem__(self, index):
+        self.served.append(sorted(self.batch_indices[index].tolist()))
+        return super().__getitem__(index)
+
+
+class ServedPerEpoch(keras.callbacks.Callback):
+    def __init__(self, batcher):
+        super().__init__()
+        self.batcher, self.epochs = batcher, {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batcher.served.clear()  # drops the batch Keras peeks at to build the model
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs[epoch] = sorted(self.batcher.served)
+
+
+@pytest.mark.parametrize("keras_iterates", [True, False], ids=["pydataset", "tf_data"])
+def test_epoch_e_trains_on_the_batches_of_seed_and_e_fresh_and_resumed(tmp_path, monkeypatch, keras_iterates):
+    """Under JAX and torch Keras iterates the batcher itself and calls its on_epoch_end once before
+    the first epoch; every epoch trained on the next epoch's batches until fit_resumable corrected it."""
+    from pipelines.core import training
+
+    if keras_iterates:  # what fit_data gives under JAX and torch
+        monkeypatch.setattr(training, "fit_data", lambda data: data)
+    rng = np.random.default_rng(0)
+    words = [rng.integers(1, 20, size=n).astype("int32") for n in rng.integers(1, 12, size=40)]
+    labels = rng.integers(0, 2, size=40).astype("int32")
+    kwargs = dict(batch_size=8, shuffle=True, seed=5)
+    reference = BucketBatcher({"words": words}, labels, **kwargs)
+    expected = {}
+    for epoch in range(3):
+        expected[epoch] = sorted(sorted(b.tolist()) for b in reference.batch_indices)
+        reference.on_epoch_end()
+    assert expected[0] != expected[1]
+
+    def fit(epochs):
+        inputs = keras.Input(shape=(None,), dtype="int32", name="words")
+        hidden = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(20, 4, mask_zero=True)(inputs))
+        model = keras.Model({"words": inputs}, keras.layers.Dense(2)(hidden))
+        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        batcher = RecordingBatcher({"words": words}, labels, **kwargs)
+        recorder = ServedPerEpoch(batcher)
+        training.fit_resumable(model, batcher, epochs, tmp_path / "state", "loss", patience=10, mode="min",
+                               callbacks=[recorder], settings={"seed": 5})
+        return recorder.epochs
+
+    assert fit(2) == {0: expected[0], 1: expected[1]}
+    assert fit(3) == {2: expected[2]}  # resumed after epoch 1

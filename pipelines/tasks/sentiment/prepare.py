@@ -126,7 +126,7 @@ def check_config(cfg):
         bad("ngram_min_df", "an integer >= 1")
     if cfg.get("max_ngrams") is not None and (not is_int(cfg["max_ngrams"]) or cfg["max_ngrams"] < 1):
         bad("max_ngrams", "null or a positive integer")
-    if cfg.get("ngram_text", "kept") not in NGRAM_TEXTS:
+    if cfg.get("ngram_text", "full") not in NGRAM_TEXTS:
         bad("ngram_text", " or ".join(NGRAM_TEXTS))
 
 
@@ -222,7 +222,7 @@ def prepare(cfg, out, seed):
             lowercase, digits = cfg["lowercase"], cfg["digits_to_zero"]
             train = processed["train"][0]
             documents = train["tokens"]
-            if cfg.get("ngram_text", "kept") == "full":
+            if cfg.get("ngram_text", "full") == "full":
                 documents = (restore_tokens(kept, cut, cfg["max_tokens"], cfg["truncate"])
                              for kept, cut in zip(train["tokens"], train["cut_tokens"]))
             grams = build_ngram_vocabulary(
@@ -264,7 +264,7 @@ def prepare(cfg, out, seed):
             "labels": names,
             "words": words.to_list(),
             "ngram_max_n": max_n,
-            "ngram_text": cfg.get("ngram_text", "kept"),
+            "ngram_text": cfg.get("ngram_text", "full"),
             "ngrams": grams,
         },
     )
